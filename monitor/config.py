@@ -1,0 +1,299 @@
+"""Load the one typed configuration object that every stage is handed.
+
+    cfg = load_config(Path("twitchwatch.toml"))   # or None: env var, then defaults
+    cfg.monitor.capture_seconds                   # 12
+
+Sources, later wins: built-in defaults, the TOML file, environment variables
+(`TWITCH_CLIENT_ID`, `TWITCH_CLIENT_SECRET`, `TWITCHWATCH_<SECTION>__<KEY>`).
+Unknown sections or keys, wrong types and malformed files raise ConfigError
+naming the key, never echoing a secret's value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from monitor.errors import ConfigError
+
+CONFIG_ENV = "TWITCHWATCH_CONFIG"
+SECRET_KEYS = {("twitch", "client_secret")}
+
+REPORT_CATEGORIES = ("21779", "509658", "33214", "512710", "18122", "32982", "27471", "512804")
+
+
+@dataclass(frozen=True)
+class TwitchConfig:
+    client_id: str = ""
+    client_secret: str = field(default="", repr=False)
+    helix_url: str = "https://api.twitch.tv/helix"
+    auth_url: str = "https://id.twitch.tv/oauth2"
+    stream_url: str = "https://www.twitch.tv/{user_login}"
+    request_timeout_seconds: float = 10.0
+    max_pages: int = 10
+
+
+@dataclass(frozen=True)
+class CategoriesConfig:
+    watch: tuple[str, ...] = REPORT_CATEGORIES
+    chatting: str = "509658"
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    interval_seconds: int = 300
+    streams_per_category: int = 20
+    capture_seconds: int = 12
+    segments: int = 6
+    frames_per_segment: int = 3
+    confirmations: int = 2
+    metrics_addr: str = "127.0.0.1"
+    metrics_port: int = 9464
+    # A mismatch below this confidence is "unsure": it neither opens nor closes a flag.
+    min_confidence: float = 0.6
+    # Fewer decodable frames than this fraction of K*n gives no verdict.
+    min_frame_fraction: float = 0.5
+    # Captures are I/O bound: several run at once; decode+inference are bounded to the cores.
+    capture_workers: int = 4
+    # Hard wall-clock cap on one capture; streamlink reads block during ads.
+    capture_timeout_seconds: float = 45.0
+    stop_timeout_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    database_url: str = "sqlite:///twitchwatch.db"
+    data_dir: str = "twitchwatch-data"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: str = "squeezenet1_1"
+    pretrained: str = "imagenet"
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    streamers_per_category: int = 10
+    clips_per_channel: int = 2
+    clip_window_days: int = 30
+    test_fraction: float = 0.25
+    seed: int = 20200220
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 8
+    batch_size: int = 32
+    learning_rate: float = 0.001
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    webhook_url: str = ""
+
+
+@dataclass(frozen=True)
+class Config:
+    twitch: TwitchConfig = field(default_factory=TwitchConfig)
+    categories: CategoriesConfig = field(default_factory=CategoriesConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
+    source: str = "defaults"  # where the file part came from, for messages
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.storage.data_dir)
+
+
+SECTIONS: dict[str, type] = {
+    name: hint for name, hint in typing.get_type_hints(Config).items() if name != "source"
+}
+
+
+def load_config(
+    path: Path | str | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Config:
+    """Build the Config from defaults, a TOML file, the environment and overrides."""
+    environ = os.environ if environ is None else environ
+    if path is None and environ.get(CONFIG_ENV):
+        path = environ[CONFIG_ENV]
+    raw: dict[str, dict[str, Any]] = {}
+    source = "defaults"
+    if path is not None:
+        raw = _read_toml(Path(path))
+        source = str(path)
+    _merge(raw, _env_values(environ))
+    if overrides:
+        _merge(raw, {s: dict(v) for s, v in overrides.items()})
+    sections = {name: _build_section(name, SECTIONS[name], raw.pop(name, {})) for name in SECTIONS}
+    if raw:
+        raise ConfigError(f"unknown config section [{sorted(raw)[0]}] in {source}")
+    cfg = Config(**sections, source=source)
+    validate(cfg)
+    return cfg
+
+
+def replace(cfg: Config, **sections: Mapping[str, Any]) -> Config:
+    """Return a copy of cfg with some keys of some sections changed (validated)."""
+    changed = {
+        name: _build_section(name, SECTIONS[name], {**dataclasses.asdict(getattr(cfg, name)), **values})
+        for name, values in sections.items()
+    }
+    new = dataclasses.replace(cfg, **changed)
+    validate(new)
+    return new
+
+
+def validate(cfg: Config) -> None:
+    """Check the values that types alone cannot, naming the key on failure."""
+    m = cfg.monitor
+    positive = {
+        "monitor.interval_seconds": m.interval_seconds,
+        "monitor.streams_per_category": m.streams_per_category,
+        "monitor.capture_seconds": m.capture_seconds,
+        "monitor.segments": m.segments,
+        "monitor.frames_per_segment": m.frames_per_segment,
+        "monitor.confirmations": m.confirmations,
+        "monitor.capture_workers": m.capture_workers,
+        "monitor.capture_timeout_seconds": m.capture_timeout_seconds,
+        "twitch.max_pages": cfg.twitch.max_pages,
+        "dataset.streamers_per_category": cfg.dataset.streamers_per_category,
+        "dataset.clips_per_channel": cfg.dataset.clips_per_channel,
+        "train.epochs": cfg.train.epochs,
+        "train.batch_size": cfg.train.batch_size,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"config key {key} must be positive, got {value}")
+    if not 0 <= m.metrics_port <= 65535:
+        raise ConfigError(f"config key monitor.metrics_port must be a TCP port, got {m.metrics_port}")
+    for key, value in {"monitor.min_confidence": m.min_confidence,
+                       "monitor.min_frame_fraction": m.min_frame_fraction}.items():
+        if not 0 <= value <= 1:
+            raise ConfigError(f"config key {key} must be between 0 and 1, got {value}")
+    if not 0 < cfg.dataset.test_fraction < 1:
+        raise ConfigError("config key dataset.test_fraction must be between 0 and 1")
+    if cfg.model.arch not in ("squeezenet1_0", "squeezenet1_1"):
+        raise ConfigError(f"config key model.arch must be squeezenet1_0 or squeezenet1_1, got {cfg.model.arch!r}")
+    if not cfg.categories.watch:
+        raise ConfigError("config key categories.watch must list at least one category id")
+    if len(set(cfg.categories.watch)) != len(cfg.categories.watch):
+        raise ConfigError("config key categories.watch lists a category twice")
+    if "{user_login}" not in cfg.twitch.stream_url:
+        raise ConfigError("config key twitch.stream_url must contain {user_login}")
+    if not cfg.storage.database_url.split(":", 1)[0].startswith(("sqlite", "postgresql")):
+        raise ConfigError("config key storage.database_url must be a sqlite:// or postgresql+psycopg:// URL")
+
+
+def _read_toml(path: Path) -> dict[str, dict[str, Any]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    for name, value in data.items():
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key {name!r} in {path} must be a [section], not a bare value")
+    return data
+
+
+def _env_values(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for var, key in (("TWITCH_CLIENT_ID", "client_id"), ("TWITCH_CLIENT_SECRET", "client_secret")):
+        if environ.get(var):
+            out.setdefault("twitch", {})[key] = environ[var]
+    prefix = "TWITCHWATCH_"
+    for var, value in environ.items():
+        if not var.startswith(prefix) or var == CONFIG_ENV or "__" not in var:
+            continue
+        section, _, key = var[len(prefix):].lower().partition("__")
+        out.setdefault(section, {})[key] = _EnvString(value, var)
+    return out
+
+
+class _EnvString(str):
+    """A string from the environment, converted to the field's type on build."""
+
+    def __new__(cls, value: str, var: str) -> _EnvString:
+        obj = super().__new__(cls, value)
+        obj.var = var  # type: ignore[attr-defined]
+        return obj
+
+
+def _merge(into: dict[str, dict[str, Any]], more: Mapping[str, Mapping[str, Any]]) -> None:
+    for section, values in more.items():
+        into.setdefault(section, {}).update(values)
+
+
+def _build_section(name: str, cls: type, values: Mapping[str, Any]) -> Any:
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in values.items():
+        if key not in hints:
+            raise ConfigError(f"unknown config key {name}.{key}")
+        kwargs[key] = _coerce(f"{name}.{key}", hints[key], value)
+    return cls(**kwargs)
+
+
+def _coerce(key: str, hint: Any, value: Any) -> Any:
+    secret = tuple(key.split(".")) in SECRET_KEYS
+    if isinstance(value, _EnvString):
+        value = _parse_env(key, hint, str(value), value.var)  # type: ignore[attr-defined]
+    shown = "<hidden>" if secret else repr(value)
+    if typing.get_origin(hint) is tuple:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, (str, int)) for v in value):
+            raise ConfigError(f"config key {key} must be a list of strings, got {shown}")
+        return tuple(str(v) for v in value)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"config key {key} must be a number, got {shown}")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"config key {key} must be an integer, got {shown}")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"config key {key} must be true or false, got {shown}")
+        return value
+    if not isinstance(value, str):
+        raise ConfigError(f"config key {key} must be a string, got {shown}")
+    return value
+
+
+def _parse_env(key: str, hint: Any, text: str, var: str) -> Any:
+    try:
+        if typing.get_origin(hint) is tuple:
+            if text.strip().startswith("["):
+                return tomllib.loads(f"v = {text}")["v"]
+            return [part.strip() for part in text.split(",") if part.strip()]
+        if hint is int:
+            return int(text)
+        if hint is float:
+            return float(text)
+        if hint is bool:
+            lowered = text.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+    except (ValueError, tomllib.TOMLDecodeError):
+        raise ConfigError(f"environment variable {var} (config key {key}) has the wrong type") from None
+    return text
