@@ -1,0 +1,235 @@
+"""The `twitchwatch` command line (also `python -m monitor`).
+
+Every subcommand takes `--config PATH` and `--debug`, before or after its
+name. Errors become exit codes here and only here: 2 for bad usage or
+configuration, 1 for any other failure, each as one line on stderr (a
+traceback only with --debug).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
+
+from monitor import __version__
+from monitor.config import Config, load_config
+from monitor.errors import TwitchwatchError, UsageError
+
+log = logging.getLogger("twitchwatch")
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are UsageError (exit 2, one line)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _common(parser: argparse.ArgumentParser, top: bool) -> None:
+    # SUPPRESS on subcommands keeps a value given before the subcommand.
+    default = None if top else argparse.SUPPRESS
+    parser.add_argument("--config", metavar="PATH", default=default, help="TOML config file (else $TWITCHWATCH_CONFIG)")
+    parser.add_argument("--debug", action="store_true", default=False if top else argparse.SUPPRESS,
+                        help="debug logging and tracebacks")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="twitchwatch", description="Flag live Twitch streams whose category is not what is on screen.")
+    parser.add_argument("--version", action="version", version=f"twitchwatch {__version__}")
+    _common(parser, top=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    def command(name: str, help: str, func: Callable[[argparse.Namespace, Config], int]) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        _common(p, top=False)
+        p.set_defaults(func=func)
+        return p
+
+    db = command("db", "manage the database schema", _cmd_db)
+    db.add_argument("action", choices=["upgrade", "current"], help="upgrade: create or migrate to the current schema")
+
+    run = command("run", "the daemon: poll, capture, classify, store and flag on the schedule", _cmd_run)
+    run.add_argument("--once", action="store_true", help="run exactly one full poll cycle, then exit")
+    run.add_argument("--json", action="store_true", help="with --once: print the cycle summary as JSON")
+
+    check = command("check", "check one live channel now and print the verdict", _cmd_check)
+    check.add_argument("login", help="the channel's login name")
+    check.add_argument("--json", action="store_true", help="print the verdict as JSON")
+
+    flags = command("flags", "list the open flags", _cmd_flags)
+    flags.add_argument("--json", action="store_true", help="print one JSON array")
+    flags.add_argument("--all", action="store_true", help="closed flags too")
+
+    # Commands that need the trainer come from the `twitchwatch.commands` entry
+    # points, so that monitor never imports trainer (the daemon runs without it).
+    for entry in sorted(entry_points(group="twitchwatch.commands"), key=lambda e: e.name):
+        entry.load()(command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        _setup_logging(args.debug)
+        cfg = load_config(args.config)
+        return int(args.func(args, cfg) or 0)
+    except TwitchwatchError as exc:
+        if debug:
+            logging.getLogger("twitchwatch").exception("failed")
+        print(f"twitchwatch: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("twitchwatch: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the last resort: still one line unless --debug
+        if debug:
+            raise
+        print(f"twitchwatch: error: {type(exc).__name__}: {exc} (run with --debug for details)", file=sys.stderr)
+        return 1
+
+
+def _setup_logging(debug: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not debug:
+        # streamlink and urllib3 are chatty at INFO; their failures reach us as exceptions.
+        for name in ("streamlink", "urllib3", "apscheduler.executors", "alembic"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _print_json(value: object) -> None:
+    print(json.dumps(value, indent=2, sort_keys=False))
+
+
+# -- commands ----------------------------------------------------------------
+
+
+def _cmd_db(args: argparse.Namespace, cfg: Config) -> int:
+    from monitor.store import Store
+
+    store = Store(cfg.storage.database_url)
+    try:
+        if args.action == "upgrade":
+            store.upgrade()
+            print(f"database at the current schema: {_safe_url(cfg.storage.database_url)}")
+        else:
+            store.ensure_current()
+            print("database is at the current schema")
+    finally:
+        store.dispose()
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace, cfg: Config) -> int:
+    if not args.once:
+        if args.json:
+            raise UsageError("twitchwatch run: --json goes with --once")
+        from monitor.daemon import run_daemon
+
+        return run_daemon(cfg, args.config)
+    from monitor.cycle import Runtime, run_cycle
+
+    rt = Runtime(cfg)
+    try:
+        summary = run_cycle(rt)
+    finally:
+        rt.close()
+    if args.json:
+        _print_json(summary.to_json())
+    else:
+        print(_summary_line(summary.to_json()))
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace, cfg: Config) -> int:
+    from monitor.check import check_stream
+    from monitor.cycle import Runtime
+    from monitor.errors import NotFoundError
+
+    rt = Runtime(cfg)
+    try:
+        login = args.login.strip().lower()
+        if rt.helix.user(login) is None:
+            raise NotFoundError(f"no Twitch channel named {login!r}")
+        stream = rt.helix.stream_of(login)
+        if stream is None:
+            if args.json:
+                _print_json({"user_login": login, "outcome": "offline", "mismatch": False,
+                             "declared_game_id": None, "predicted_game_id": None,
+                             "predicted_game_name": None, "confidence": None, "scores": {}})
+            else:
+                print(f"{login} is offline: no verdict")
+            return 0
+        result = check_stream(rt, stream, rt.classifier())
+        names = rt.category_names()
+        payload = result.to_json(names)
+    finally:
+        rt.close()
+    if args.json:
+        _print_json(payload)
+    else:
+        print(_verdict_line(payload))
+    return 0
+
+
+def _cmd_flags(args: argparse.Namespace, cfg: Config) -> int:
+    from monitor.store import Store
+
+    store = Store(cfg.storage.database_url)
+    try:
+        store.ensure_current()
+        flags = store.flags(include_closed=args.all)
+    finally:
+        store.dispose()
+    if args.json:
+        _print_json(flags)
+    elif not flags:
+        print("no open flags" if not args.all else "no flags")
+    else:
+        for flag in flags:
+            print(_flag_line(flag))
+    return 0
+
+
+# -- human-readable lines ------------------------------------------------------
+
+
+def _verdict_line(p: dict) -> str:
+    if p["outcome"] in ("offline", "error"):
+        return f"{p['user_login']}: {p['outcome']} ({p.get('error') or 'no verdict'})"
+    shown = p["predicted_game_name"] or "nothing certain"
+    conf = f"{p['confidence']:.0%}" if p["confidence"] is not None else "-"
+    return (f"{p['user_login']}: declared {p['declared_game_name']!r}, on screen {shown!r} ({conf}): "
+            f"{p['outcome'].upper()}")
+
+
+def _flag_line(f: dict) -> str:
+    return (f"[{f['status']}] {f['user_login']}: declares {f['declared_game_name']!r}, shows "
+            f"{f['predicted_game_name']!r} ({f['confidence']:.0%}, {f['checks']} checks, "
+            f"since {f['first_seen']})")
+
+
+def _summary_line(s: dict) -> str:
+    verdicts = " ".join(f"{k}={v}" for k, v in s["verdicts"].items())
+    return (f"cycle: {s['checks']} checks, {s['completed']} completed ({verdicts}); "
+            f"flags opened {s['flags_opened']}, closed {s['flags_closed']}; {s['wall_seconds']:.1f}s")
+
+
+def _safe_url(url: str) -> str:
+    """Hide a password in a database URL."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1]

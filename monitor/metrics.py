@@ -1,0 +1,264 @@
+"""Export what the daemon does as Prometheus metrics, on a private registry.
+
+    metrics = Metrics()
+    metrics.check_done("509658", "mismatch")
+    metrics.observe_stage("capture", 11.8)
+    server = metrics.serve("127.0.0.1", 9464)     # GET /metrics
+    server.shutdown()
+
+Names follow Prometheus conventions: the `twitchwatch_` prefix, base units
+(seconds, bytes), `_total` on counters. Labels are bounded (category,
+outcome, endpoint, status, stage, kind, action, reason), never a channel:
+per-channel detail lives in the database, which Grafana queries directly.
+Each Metrics object owns its CollectorRegistry, so tests and several
+runtimes in one process never share or collide on the global one.
+"""
+
+from __future__ import annotations
+
+import platform
+import threading
+import time
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from http.server import ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    ProcessCollector,
+    make_wsgi_app,
+)
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from monitor import __version__
+
+OUTCOMES = ("agree", "mismatch", "unsure", "offline", "error")
+DOWNLOAD_KINDS = ("video", "thumbnail")
+FLAG_ACTIONS = ("open", "close")
+
+# Buckets per stage, around what each stage costs: a capture is about
+# monitor.capture_seconds (12 s) and is capped by capture_timeout_seconds (45 s);
+# decoding K*n frames of a few seconds of 360p takes tenths of a second to
+# seconds; SqueezeNet on a batch of 18 frames on a CPU core is tens of ms
+# to a second or two on a loaded machine.
+STAGE_BUCKETS: dict[str, tuple[float, ...]] = {
+    "capture": (1, 2, 5, 8, 10, 12, 15, 20, 30, 45, 60, 90),
+    "decode": (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20),
+    "inference": (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
+}
+# A cycle checks up to watched categories x top N streams with a few capture
+# workers: seconds on a quiet scenario, minutes in production (interval 300 s).
+CYCLE_BUCKETS = (1, 5, 10, 30, 60, 120, 180, 240, 300, 450, 600, 900, 1800)
+
+
+class Metrics:
+    """Hold every twitchwatch metric on one private CollectorRegistry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None):
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self._lock = threading.Lock()
+        self._open_flag_categories: set[str] = set()
+
+        Info("twitchwatch_build", "Version of twitchwatch and of Python running it.", registry=r).info(
+            {"version": __version__, "python_version": platform.python_version()}
+        )
+        # Process start time, CPU and memory: the stale-cycle alert needs the
+        # start time before the first cycle has finished.
+        ProcessCollector(registry=r)
+
+        self._checks = Counter(
+            "twitchwatch_checks", "Checks finished, by watched category and outcome.",
+            ["category", "outcome"], registry=r,
+        )
+        self._stages = {
+            stage: Histogram(
+                f"twitchwatch_{stage}_duration_seconds", f"Time spent in the {stage} stage of one check.",
+                buckets=buckets, registry=r,
+            )
+            for stage, buckets in STAGE_BUCKETS.items()
+        }
+        self._helix_requests = Counter(
+            "twitchwatch_helix_requests", "Helix and OAuth requests by endpoint and HTTP status (0: no answer).",
+            ["endpoint", "status"], registry=r,
+        )
+        self._helix_remaining = Gauge(
+            "twitchwatch_helix_ratelimit_remaining", "Points left in the Helix rate-limit bucket (last answer).",
+            registry=r,
+        )
+        self._bytes = Counter(
+            "twitchwatch_downloaded_bytes", "Bytes downloaded, by kind (video, thumbnail).", ["kind"], registry=r,
+        )
+        self._flag_events = Counter(
+            "twitchwatch_flag_events", "Flags opened and closed, by declared category and close reason.",
+            ["action", "category", "reason"], registry=r,
+        )
+        self._open_flags = Gauge(
+            "twitchwatch_open_flags", "Open flags by declared category.", ["category"], registry=r,
+        )
+        self._cycle_seconds = Histogram(
+            "twitchwatch_cycle_duration_seconds", "Wall time of one poll cycle.", buckets=CYCLE_BUCKETS, registry=r,
+        )
+        self._cycles = Counter(
+            "twitchwatch_cycles", "Poll cycles finished, by result (ok, failed).", ["result"], registry=r,
+        )
+        self._last_success = Gauge(
+            "twitchwatch_last_successful_cycle_timestamp_seconds",
+            "Unix time at which the last successful cycle ended (0: none yet).", registry=r,
+        )
+        self._interval = Gauge(
+            "twitchwatch_poll_interval_seconds", "Configured time between poll cycles.", registry=r,
+        )
+        self._model = Info("twitchwatch_model", "The active model: id, architecture, classes.", registry=r)
+        self._model_accuracy = Gauge(
+            "twitchwatch_model_test_accuracy_ratio", "Clip-level test accuracy of the active model (0 to 1).",
+            registry=r,
+        )
+        self._model_trained = Gauge(
+            "twitchwatch_model_trained_timestamp_seconds", "Unix time at which the active model was trained.",
+            registry=r,
+        )
+        self._job_errors = Counter(
+            "twitchwatch_job_errors", "Scheduled cycles that raised instead of finishing.", registry=r,
+        )
+        self._webhook = Counter(
+            "twitchwatch_webhook_deliveries", "Flag webhook deliveries by result (ok, failed, dropped).",
+            ["result"], registry=r,
+        )
+
+    # -- what a check and a cycle report ------------------------------------
+
+    def check_done(self, category: str, outcome: str) -> None:
+        """Count one finished check of a stream declared in `category`."""
+        if outcome not in OUTCOMES:
+            raise ValueError(f"unknown check outcome {outcome!r}; expected one of {', '.join(OUTCOMES)}")
+        self._checks.labels(category=category, outcome=outcome).inc()
+
+    def observe_stage(self, stage: str, seconds: float) -> None:
+        """Record the duration of one stage (capture, decode, inference) of a check."""
+        try:
+            histogram = self._stages[stage]
+        except KeyError:
+            raise ValueError(f"unknown stage {stage!r}; expected one of {', '.join(STAGE_BUCKETS)}") from None
+        histogram.observe(seconds)
+
+    def helix_request(self, endpoint: str, status: int, ratelimit_remaining: int | None) -> None:
+        """Count one Helix request and keep the rate-limit points it reported."""
+        self._helix_requests.labels(endpoint=endpoint, status=str(status)).inc()
+        if ratelimit_remaining is not None:
+            self._helix_remaining.set(ratelimit_remaining)
+
+    def bytes_downloaded(self, kind: str, n: int) -> None:
+        """Add `n` downloaded bytes of one kind (video or thumbnail)."""
+        if kind not in DOWNLOAD_KINDS:
+            raise ValueError(f"unknown download kind {kind!r}; expected one of {', '.join(DOWNLOAD_KINDS)}")
+        self._bytes.labels(kind=kind).inc(n)
+
+    def flag_event(self, action: str, category: str, reason: str = "") -> None:
+        """Count a flag opened or closed in a declared category."""
+        if action not in FLAG_ACTIONS:
+            raise ValueError(f"unknown flag action {action!r}; expected open or close")
+        self._flag_events.labels(action=action, category=category, reason=reason).inc()
+
+    def set_open_flags(self, counts: Mapping[str, int]) -> None:
+        """Set open flags per declared category; categories seen before and absent now go to 0."""
+        with self._lock:
+            for category in self._open_flag_categories - set(counts):
+                self._open_flags.labels(category=category).set(0)
+            for category, n in counts.items():
+                self._open_flags.labels(category=category).set(n)
+            self._open_flag_categories |= set(counts)
+
+    def cycle_done(self, seconds: float, ok: bool) -> None:
+        """Record one cycle's duration; a successful one moves the last-success timestamp."""
+        self._cycle_seconds.observe(seconds)
+        self._cycles.labels(result="ok" if ok else "failed").inc()
+        if ok:
+            self._last_success.set(time.time())
+
+    def set_interval(self, seconds: float) -> None:
+        """Export the poll interval, so alerts scale with the configuration."""
+        self._interval.set(seconds)
+
+    def set_model(self, card: Mapping[str, Any]) -> None:
+        """Export the active model's card: id, arch, classes, test accuracy, training time."""
+        classes = card.get("classes") or ()
+        self._model.info({
+            "id": str(card.get("id") or card.get("model_id") or ""),
+            "arch": str(card.get("arch") or ""),
+            "classes": ",".join(str(c) for c in classes),
+        })
+        accuracy = card.get("test_accuracy")
+        if isinstance(accuracy, (int, float)):
+            self._model_accuracy.set(accuracy)
+        trained = _timestamp(card.get("created_at"))
+        if trained is not None:
+            self._model_trained.set(trained)
+
+    def job_error(self) -> None:
+        """Count one scheduled cycle that raised."""
+        self._job_errors.inc()
+
+    def webhook_delivery(self, result: str) -> None:
+        """Count one flag webhook delivery: ok, failed (after retries) or dropped (queue full)."""
+        if result not in ("ok", "failed", "dropped"):
+            raise ValueError(f"unknown webhook result {result!r}")
+        self._webhook.labels(result=result).inc()
+
+    # -- exposition ----------------------------------------------------------
+
+    def serve(self, addr: str, port: int) -> MetricsServer:
+        """Serve /metrics on addr:port in a daemon thread; port 0 picks a free one."""
+        return MetricsServer(self.registry, addr, port)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    # One log line per scrape every 15 s would drown the journal.
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _ThreadingWSGIServer(ThreadingHTTPServer, WSGIServer):
+    daemon_threads = True
+
+
+class MetricsServer:
+    """The HTTP exporter: `port` is the bound port, `shutdown()` stops it."""
+
+    def __init__(self, registry: CollectorRegistry, addr: str, port: int):
+        self._httpd = make_server(
+            addr, port, make_wsgi_app(registry), _ThreadingWSGIServer, handler_class=_QuietHandler
+        )
+        self.addr = addr
+        self.port = int(self._httpd.server_port)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="metrics-http", daemon=True)
+        self._thread.start()
+
+    def shutdown(self) -> None:
+        """Stop serving and release the port."""
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+
+def _timestamp(value: Any) -> float | None:
+    """Turn a card's created_at (ISO 8601 or Unix seconds) into Unix seconds."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        try:
+            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()

@@ -1,0 +1,86 @@
+"""The trainer's subcommands, registered into `twitchwatch` through an entry point.
+
+monitor's CLI calls `register(command)` for every `twitchwatch.commands`
+entry point; this keeps the import arrow pointing from trainer to monitor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+
+from monitor.config import Config
+from monitor.errors import UsageError
+
+Command = Callable[[str, str, Callable[[argparse.Namespace, Config], int]], argparse.ArgumentParser]
+
+
+def register(command: Command) -> None:
+    dataset = command("dataset", "build the training set from top channels' clips", _cmd_dataset)
+    dataset.add_argument("action", choices=["build"], help="build: fetch clips, extract frames, split (resumable)")
+
+    train = command("train", "train a classifier on the dataset, evaluate, register and activate it", _cmd_train)
+    train.add_argument("--epochs", type=int, default=None, help="training epochs (default: train.epochs)")
+    train.add_argument("--json", action="store_true", help="print the result as one JSON object")
+
+    models = command("models", "list registered models, or activate one (rollback)", _cmd_models)
+    models.add_argument("action", nargs="?", choices=["list", "activate"], default="list")
+    models.add_argument("model_id", nargs="?", help="with activate: the model to make active")
+    models.add_argument("--json", action="store_true", help="print the list as JSON")
+
+    demo = command("demo", "the whole loop on this machine against a local Twitch stand-in", _cmd_demo)
+    demo.add_argument("--scenario", default="default", help="stand-in scenario: default, small, or a JSON file")
+    demo.add_argument("--workdir", default="twitchwatch-demo", help="where the demo's database, dataset and models go")
+    demo.add_argument("--cycles", type=int, default=None, help="poll cycles to run (default: monitor.confirmations)")
+    demo.add_argument("--epochs", type=int, default=None, help="training epochs (default: sized to the scenario)")
+
+
+def _cmd_dataset(args: argparse.Namespace, cfg: Config) -> int:
+    from monitor.helix import HelixClient
+    from trainer.dataset import build_dataset
+
+    report = build_dataset(cfg, HelixClient(cfg.twitch))
+    print(report.table())
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace, cfg: Config) -> int:
+    from trainer.pipeline import train_and_register
+
+    if args.epochs is not None and args.epochs <= 0:
+        raise UsageError("twitchwatch train: --epochs must be positive")
+    say = (lambda line: None) if args.json else print
+    result = train_and_register(cfg, epochs=args.epochs, say=say)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace, cfg: Config) -> int:
+    from monitor.models import ModelRegistry
+
+    registry = ModelRegistry(cfg.data_path)
+    if args.action == "activate":
+        if not args.model_id:
+            raise UsageError("twitchwatch models activate: name the model id (see `twitchwatch models`)")
+        registry.activate(args.model_id)
+        print(f"active model: {args.model_id}")
+        return 0
+    cards = registry.list()
+    if args.json:
+        print(json.dumps(cards, indent=2))
+        return 0
+    if not cards:
+        print(f"no models in {cfg.data_path / 'models'}: run `twitchwatch train`")
+    for card in cards:
+        acc = card.get("test_accuracy")
+        print(f"{'*' if card.get('active') else ' '} {card.get('model_id', '?')}  {card.get('arch', '?')}  "
+              f"test accuracy {'n/a' if acc is None else f'{acc:.1%}'}  classes {len(card.get('classes', []))}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace, cfg: Config) -> int:
+    from trainer.demo import run_demo
+
+    return run_demo(cfg, scenario=args.scenario, workdir=args.workdir, cycles=args.cycles, epochs=args.epochs)

@@ -1,0 +1,355 @@
+"""Build the training set from Twitch clips: the report's Get_clip, Extract_Frame and Split_train_test.
+
+    report = build_dataset(cfg, HelixClient(cfg.twitch))
+    data = load_dataset(cfg.data_path)       # data.train, data.test: lists of trainer.train.Clip
+
+Layout under `<data_dir>/dataset/`:
+
+    clips.jsonl     one line per finished clip (the commit marker): ok or failed, and why
+    manifest.jsonl  one line per stored frame: clip, channel, category, index, file, sha256
+    split.json      channel -> "train" | "test"; the test part is frozen once written
+    frames/<category>/<clip_id>/<position>.png   frames at the model's input size
+
+A clip's frames are written to a temporary directory and renamed into place
+before its lines are appended, so an interrupted build leaves no half clip
+and the next run resumes after the last finished one. Each clip keeps
+`dataset.frames_per_clip` candidate frames spread evenly over it (the
+sampler's test mode with one frame per segment); training draws its K x n
+frames from them with the same sampler in train mode.
+
+The split is by channel (no channel's frames on both sides), stratified by
+category and fixed by `dataset.seed`; channels that appear in later builds
+go to train, so the test clips stay the same and models stay comparable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import random
+import shutil
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from monitor.capture import capture_stream
+from monitor.config import Config
+from monitor.errors import CaptureError, DatasetError, DecodeError, HelixError
+from monitor.frames import decode_sampled, resize_frame
+from monitor.helix import HelixClient, Stream
+from trainer.train import Clip
+
+log = logging.getLogger(__name__)
+
+FRAMES_PER_CLIP = 48
+CLIP_CAPTURE_SECONDS = 120.0  # longer than any clip: a clip is read to its end
+
+
+@dataclass
+class CategoryReport:
+    category: str
+    name: str
+    channels: int = 0
+    clips_new: int = 0
+    clips_kept: int = 0
+    clips_failed: int = 0
+    frames: int = 0
+    note: str = ""
+
+
+@dataclass
+class BuildReport:
+    categories: list[CategoryReport] = field(default_factory=list)
+    seconds: float = 0.0
+    train_clips: int = 0
+    test_clips: int = 0
+    test_hash: str = ""
+
+    def table(self) -> str:
+        rows = [("category", "channels", "new", "kept", "failed", "frames", "note")]
+        for c in self.categories:
+            rows.append((f"{c.name} ({c.category})", str(c.channels), str(c.clips_new), str(c.clips_kept),
+                         str(c.clips_failed), str(c.frames), c.note))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+        lines.append(f"train clips {self.train_clips}, test clips {self.test_clips} (frozen, hash {self.test_hash[:12]}),"
+                     f" {self.seconds:.1f}s")
+        return "\n".join(lines)
+
+
+@dataclass
+class Dataset:
+    train: list[Clip]
+    test: list[Clip]
+    classes: list[str]
+    test_hash: str
+    dataset_hash: str
+
+
+class DatasetStore:
+    """The files of one dataset directory: read, append, resume."""
+
+    def __init__(self, data_dir: str | Path):
+        self.root = Path(data_dir) / "dataset"
+        self.frames_dir = self.root / "frames"
+        self.clips_file = self.root / "clips.jsonl"
+        self.manifest_file = self.root / "manifest.jsonl"
+        self.split_file = self.root / "split.json"
+
+    def clip_records(self) -> dict[str, dict]:
+        return {r["clip_id"]: r for r in _read_jsonl(self.clips_file)}
+
+    def manifest(self) -> list[dict]:
+        return _read_jsonl(self.manifest_file)
+
+    def split(self) -> dict:
+        if not self.split_file.exists():
+            return {}
+        return json.loads(self.split_file.read_text())
+
+    def remove_unfinished(self, finished: set[str]) -> None:
+        """Delete frame directories of clips that never got their clips.jsonl line."""
+        if not self.frames_dir.exists():
+            return
+        for category_dir in self.frames_dir.iterdir():
+            for clip_dir in category_dir.iterdir():
+                if clip_dir.name not in finished or clip_dir.name.startswith(".tmp-"):
+                    shutil.rmtree(clip_dir, ignore_errors=True)
+
+    def commit_clip(self, record: dict, frames: list[np.ndarray], frame_indices: list[int]) -> list[dict]:
+        """Store a clip's frames and its lines atomically enough to resume after a crash."""
+        final = self.frames_dir / record["category"] / record["clip_id"]
+        tmp = final.parent / f".tmp-{record['clip_id']}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        rows = []
+        for position, (frame, index) in enumerate(zip(frames, frame_indices, strict=True)):
+            name = f"{position:03d}.png"
+            Image.fromarray(frame).save(tmp / name, compress_level=1)
+            rows.append({
+                "clip_id": record["clip_id"], "channel_id": record["channel_id"],
+                "channel_login": record["channel_login"], "category": record["category"],
+                "position": position, "frame_index": index, "source": "clip",
+                "file": f"frames/{record['category']}/{record['clip_id']}/{name}",
+                "sha256": hashlib.sha256(frame.tobytes()).hexdigest(),
+            })
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        _append_jsonl(self.manifest_file, rows)
+        _append_jsonl(self.clips_file, [record])
+        return rows
+
+    def record_failure(self, record: dict) -> None:
+        _append_jsonl(self.clips_file, [record])
+
+    def write_split(self, split: dict) -> None:
+        tmp = self.split_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(split, indent=1, sort_keys=True))
+        os.replace(tmp, self.split_file)
+
+
+def build_dataset(cfg: Config, helix: HelixClient, *, say: Callable[[str], None] = print) -> BuildReport:
+    """Fetch top channels' clips per watched category, store their frames, freeze the split."""
+    started = time.monotonic()
+    store = DatasetStore(cfg.data_path)
+    store.root.mkdir(parents=True, exist_ok=True)
+    records = store.clip_records()
+    store.remove_unfinished({cid for cid, r in records.items() if r["status"] == "ok"})
+    names = helix.game_names(list(cfg.categories.watch))
+    report = BuildReport()
+    for category in cfg.categories.watch:
+        cat = CategoryReport(category, names.get(category, "?"))
+        report.categories.append(cat)
+        if category not in names:
+            cat.note = "unknown to Twitch: skipped"
+            say(f"[{category}] unknown category: skipped")
+            continue
+        _build_category(cfg, helix, store, records, cat, say)
+    split = _update_split(cfg, store)
+    report.train_clips = sum(1 for r in store.clip_records().values()
+                             if r["status"] == "ok" and split["channels"].get(r["channel_id"]) == "train")
+    report.test_clips = len(split["test_clips"])
+    report.test_hash = split["test_hash"]
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _build_category(cfg: Config, helix: HelixClient, store: DatasetStore, records: dict[str, dict],
+                    cat: CategoryReport, say: Callable[[str], None]) -> None:
+    ds = cfg.dataset
+    try:
+        streams = helix.top_streams(cat.category, ds.streamers_per_category)
+    except HelixError as exc:
+        cat.note = f"listing failed: {exc}"
+        say(f"[{cat.name}] listing failed: {exc}")
+        return
+    cat.channels = len(streams)
+    if not streams:
+        cat.note = "no live channels: skipped"
+        say(f"[{cat.name}] no live channels: skipped")
+        return
+    say(f"[{cat.name}] {len(streams)} channels")
+    window_start = (datetime.now(UTC) - timedelta(days=ds.clip_window_days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for stream in streams:
+        for clip in _top_clips(helix, stream, cat.category, ds.clips_per_channel, window_start, say):
+            previous = records.get(clip["id"])
+            if previous and previous["status"] == "ok":
+                cat.clips_kept += 1
+                cat.frames += previous["frames"]
+                continue
+            record = _fetch_clip(cfg, store, stream, clip, cat.category)
+            records[clip["id"]] = record
+            if record["status"] == "ok":
+                cat.clips_new += 1
+                cat.frames += record["frames"]
+                say(f"[{cat.name}] {stream.user_login} clip {clip['id']}: {record['frames']} frames")
+            else:
+                cat.clips_failed += 1
+                say(f"[{cat.name}] {stream.user_login} clip {clip['id']}: skipped ({record['reason']})")
+
+
+def _top_clips(helix: HelixClient, stream: Stream, category: str, wanted: int, window_start: str,
+               say: Callable[[str], None]) -> list[dict]:
+    try:
+        clips = helix.clips(stream.user_id, limit=max(wanted * 4, 20), started_at=window_start)
+    except HelixError as exc:
+        say(f"  {stream.user_login}: clips listing failed: {exc}")
+        return []
+    # Only clips made while the channel was in this category carry its label.
+    in_category = [c for c in clips if str(c.get("game_id")) == category]
+    in_category.sort(key=lambda c: -int(c.get("view_count", 0)))
+    return in_category[:wanted]
+
+
+def _fetch_clip(cfg: Config, store: DatasetStore, stream: Stream, clip: dict, category: str) -> dict:
+    record = {
+        "clip_id": str(clip["id"]), "channel_id": stream.user_id, "channel_login": stream.user_login,
+        "category": category, "url": clip.get("url"), "created_at": clip.get("created_at"),
+        "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    try:
+        cap = capture_stream(clip["url"], seconds=CLIP_CAPTURE_SECONDS, timeout=cfg.monitor.capture_timeout_seconds)
+        sampled = decode_sampled(cap.data, FRAMES_PER_CLIP, 1, "test")
+    except (CaptureError, DecodeError) as exc:
+        store.record_failure({**record, "status": "failed", "reason": str(exc)})
+        return {**record, "status": "failed", "reason": str(exc)}
+    if len(sampled.frames) < FRAMES_PER_CLIP // 2:
+        reason = f"only {len(sampled.frames)} of {FRAMES_PER_CLIP} frames decoded"
+        store.record_failure({**record, "status": "failed", "reason": reason})
+        return {**record, "status": "failed", "reason": reason}
+    frames = [resize_frame(f) for f in sampled.frames]
+    indices = sampled.indices[: len(frames)]
+    record.update(status="ok", frames=len(frames), total_frames=sampled.total_frames, bytes=cap.size,
+                  variant=cap.variant)
+    store.commit_clip(record, frames, indices)
+    return record
+
+
+def _update_split(cfg: Config, store: DatasetStore) -> dict:
+    """Assign channels to train/test; freeze the test part the first time."""
+    ok = [r for r in store.clip_records().values() if r["status"] == "ok"]
+    split = store.split()
+    if not split:
+        split = {"seed": cfg.dataset.seed, "test_fraction": cfg.dataset.test_fraction,
+                 "channels": _stratified_split(ok, cfg.dataset.test_fraction, cfg.dataset.seed)}
+        test_clips = sorted(r["clip_id"] for r in ok if split["channels"][r["channel_id"]] == "test")
+        split["test_clips"] = test_clips
+        split["test_hash"] = _test_hash(store, set(test_clips))
+        split["frozen_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    else:
+        for r in ok:
+            # New channels never enter the frozen test set.
+            split["channels"].setdefault(r["channel_id"], "train")
+    store.write_split(split)
+    return split
+
+
+def _stratified_split(clips: list[dict], test_fraction: float, seed: int) -> dict[str, str]:
+    """Per category, put round(fraction x channels) of its channels (at least one) in test."""
+    by_category: dict[str, set[str]] = defaultdict(set)
+    for r in clips:
+        by_category[r["category"]].add(r["channel_id"])
+    assignment: dict[str, str] = {}
+    rng = random.Random(seed)
+    for category in sorted(by_category):
+        # A channel clipped in two categories is assigned once, where first seen.
+        channels = sorted(c for c in by_category[category] if c not in assignment)
+        rng.shuffle(channels)
+        n_test = max(1, round(test_fraction * len(channels))) if len(channels) >= 2 else 0
+        for i, channel in enumerate(channels):
+            assignment[channel] = "test" if i < n_test else "train"
+    return assignment
+
+
+def _test_hash(store: DatasetStore, test_clips: set[str]) -> str:
+    digest = hashlib.sha256()
+    for row in sorted(store.manifest(), key=lambda r: (r["clip_id"], r["position"])):
+        if row["clip_id"] in test_clips:
+            digest.update(f"{row['clip_id']}:{row['position']}:{row['sha256']}\n".encode())
+    return digest.hexdigest()
+
+
+def load_dataset(data_dir: str | Path, classes: list[str] | None = None) -> Dataset:
+    """Load the built dataset's frames into memory as train and test clips."""
+    store = DatasetStore(data_dir)
+    split = store.split()
+    if not store.clips_file.exists() or not split:
+        raise DatasetError(f"no dataset in {store.root}: run `twitchwatch dataset build` first")
+    frames_by_clip: dict[str, list[dict]] = defaultdict(list)
+    for row in store.manifest():
+        frames_by_clip[row["clip_id"]].append(row)
+    records = [r for r in store.clip_records().values() if r["status"] == "ok" and r["clip_id"] in frames_by_clip]
+    found = sorted({r["category"] for r in records})
+    classes = classes or found
+    if len(found) < 2:
+        raise DatasetError(f"the dataset in {store.root} has {len(found)} class(es) ({', '.join(found) or 'none'}): "
+                           "a classifier needs at least two categories with clips")
+    train: list[Clip] = []
+    test: list[Clip] = []
+    for r in sorted(records, key=lambda r: r["clip_id"]):
+        if r["category"] not in classes:
+            continue
+        rows = sorted(frames_by_clip[r["clip_id"]], key=lambda row: row["position"])
+        frames = [np.asarray(Image.open(store.root / row["file"]).convert("RGB")) for row in rows]
+        clip = Clip(clip_id=r["clip_id"], label=r["category"], channel=r["channel_id"], frames=frames)
+        (test if r["clip_id"] in set(split["test_clips"]) else train).append(clip)
+    manifest_digest = hashlib.sha256(store.manifest_file.read_bytes()).hexdigest()
+    return Dataset(train=train, test=test, classes=list(classes), test_hash=split["test_hash"],
+                   dataset_hash=manifest_digest)
+
+
+def class_counts(clips: list[Clip]) -> Counter:
+    return Counter(c.label for c in clips)
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            # A line cut by a crash mid-append: everything after it is still good.
+            log.warning("skipping a damaged line in %s", path)
+    return rows
+
+
+def _append_jsonl(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, sort_keys=True) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
