@@ -164,5 +164,5 @@ def _count(rt: Runtime, result: CheckResult) -> None:
     if result.bytes_downloaded:
         metrics.bytes_downloaded("video", result.bytes_downloaded)
     if result.flag_event:
-        metrics.flag_event(result.flag_event.action, category, getattr(result.flag_event, "reason", "") or "")
+        metrics.flag_event(result.flag_event.action, category, result.flag_event.reason)
     rt.notify_flag(result.flag_event)

@@ -165,7 +165,7 @@ def _list_streams(rt: Runtime, summary: CycleSummary, names: dict[str, str]) -> 
             continue
         for event in rt.store.close_missing(game_id, {s.user_id for s in listed}):
             summary.flags_closed += 1
-            rt.metrics.flag_event("close", game_id, "offline")
+            rt.metrics.flag_event(event.action, game_id, event.reason)
             rt.notify_flag(event)
         for stream in listed:
             if stream.user_id not in seen:

@@ -197,13 +197,15 @@ class HelixClient:
 
     # -- pagination and typed helpers ------------------------------------------
 
-    def paginate(self, endpoint: str, params: Mapping[str, Any], limit: int, key: str = "id") -> Iterator[dict]:
+    def paginate(
+        self, endpoint: str, params: Mapping[str, Any], limit: int, key: str = "id", page_size: int = MAX_PAGE_SIZE
+    ) -> Iterator[dict]:
         """Yield up to `limit` distinct items (by `key`) across cursor pages."""
         seen: set[str] = set()
         cursor: str | None = None
         for _ in range(self._cfg.max_pages):
             page_params = dict(params)
-            page_params["first"] = min(MAX_PAGE_SIZE, max(1, limit - len(seen)))
+            page_params["first"] = min(page_size, MAX_PAGE_SIZE, max(1, limit - len(seen)))
             if cursor:
                 page_params["after"] = cursor
             body = self.get(endpoint, page_params)

@@ -17,12 +17,14 @@ runtimes in one process never share or collide on the global one.
 from __future__ import annotations
 
 import platform
+import socket
 import threading
 import time
 from collections.abc import Mapping
-from datetime import datetime, timezone
-from http.server import ThreadingHTTPServer
+from datetime import UTC, datetime
+from socketserver import ThreadingMixIn
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import (
     CollectorRegistry,
@@ -33,7 +35,6 @@ from prometheus_client import (
     ProcessCollector,
     make_wsgi_app,
 )
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from monitor import __version__
 
@@ -64,6 +65,7 @@ class Metrics:
         r = self.registry
         self._lock = threading.Lock()
         self._open_flag_categories: set[str] = set()
+        self._activity = time.monotonic()
 
         Info("twitchwatch_build", "Version of twitchwatch and of Python running it.", registry=r).info(
             {"version": __version__, "python_version": platform.python_version()}
@@ -138,6 +140,7 @@ class Metrics:
         if outcome not in OUTCOMES:
             raise ValueError(f"unknown check outcome {outcome!r}; expected one of {', '.join(OUTCOMES)}")
         self._checks.labels(category=category, outcome=outcome).inc()
+        self._touch()
 
     def observe_stage(self, stage: str, seconds: float) -> None:
         """Record the duration of one stage (capture, decode, inference) of a check."""
@@ -146,10 +149,12 @@ class Metrics:
         except KeyError:
             raise ValueError(f"unknown stage {stage!r}; expected one of {', '.join(STAGE_BUCKETS)}") from None
         histogram.observe(seconds)
+        self._touch()
 
     def helix_request(self, endpoint: str, status: int, ratelimit_remaining: int | None) -> None:
         """Count one Helix request and keep the rate-limit points it reported."""
         self._helix_requests.labels(endpoint=endpoint, status=str(status)).inc()
+        self._touch()
         if ratelimit_remaining is not None:
             self._helix_remaining.set(ratelimit_remaining)
 
@@ -160,9 +165,11 @@ class Metrics:
         self._bytes.labels(kind=kind).inc(n)
 
     def flag_event(self, action: str, category: str, reason: str = "") -> None:
-        """Count a flag opened or closed in a declared category."""
+        """Count a flag opened or closed in a declared category; "extend" (one more check) is no event."""
+        if action == "extend":
+            return
         if action not in FLAG_ACTIONS:
-            raise ValueError(f"unknown flag action {action!r}; expected open or close")
+            raise ValueError(f"unknown flag action {action!r}; expected open, close or extend")
         self._flag_events.labels(action=action, category=category, reason=reason).inc()
 
     def set_open_flags(self, counts: Mapping[str, int]) -> None:
@@ -210,6 +217,23 @@ class Metrics:
             raise ValueError(f"unknown webhook result {result!r}")
         self._webhook.labels(result=result).inc()
 
+    def checks_recorded(self) -> int:
+        """Return how many checks were counted since this object was made, all labels together."""
+        return int(sum(
+            sample.value
+            for family in self._checks.collect()
+            for sample in family.samples
+            if sample.name == "twitchwatch_checks_total"
+        ))
+
+    def last_activity(self) -> float:
+        """Return the time.monotonic() of the last check, stage or Helix answer recorded."""
+        return self._activity
+
+    def _touch(self) -> None:
+        # What the systemd watchdog reads to tell a slow cycle from a hung one.
+        self._activity = time.monotonic()
+
     # -- exposition ----------------------------------------------------------
 
     def serve(self, addr: str, port: int) -> MetricsServer:
@@ -218,12 +242,11 @@ class Metrics:
 
 
 class _QuietHandler(WSGIRequestHandler):
-    # One log line per scrape every 15 s would drown the journal.
     def log_message(self, format: str, *args: Any) -> None:
-        pass
+        pass  # one line per scrape every 15 s would drown the journal
 
 
-class _ThreadingWSGIServer(ThreadingHTTPServer, WSGIServer):
+class _Server(ThreadingMixIn, WSGIServer):
     daemon_threads = True
 
 
@@ -231,12 +254,14 @@ class MetricsServer:
     """The HTTP exporter: `port` is the bound port, `shutdown()` stops it."""
 
     def __init__(self, registry: CollectorRegistry, addr: str, port: int):
-        self._httpd = make_server(
-            addr, port, make_wsgi_app(registry), _ThreadingWSGIServer, handler_class=_QuietHandler
-        )
+        family = socket.getaddrinfo(addr, port, type=socket.SOCK_STREAM)[0][0]
+        server_class = type("_Server", (_Server,), {"address_family": family})
+        self._httpd = make_server(addr, port, make_wsgi_app(registry), server_class, handler_class=_QuietHandler)
         self.addr = addr
         self.port = int(self._httpd.server_port)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="metrics-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="metrics-http", daemon=True
+        )
         self._thread.start()
 
     def shutdown(self) -> None:
@@ -260,5 +285,5 @@ def _timestamp(value: Any) -> float | None:
         except ValueError:
             return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
