@@ -1,0 +1,20 @@
+"""The local Twitch stand-in: Helix, OAuth, live HLS channels and clips of real Atari footage.
+
+    from monitor.sim import StandIn, small_scenario
+    with StandIn(small_scenario(), cache_dir=Path("/tmp/standin")) as sim:
+        cfg = replace(cfg, twitch=sim.twitch_config())
+        sim.set_offline("pixelfoxtv", True)
+
+Only Twitch is stood in for: streamlink, PyAV and the Helix client run for
+real against it. See monitor/sim/server.py for the faults, monitor/sim/routes.py for the URLs.
+"""
+
+from __future__ import annotations
+
+from monitor.sim.scenario import Category, Channel, Scenario, Truth, default_scenario, small_scenario
+from monitor.sim.server import Counters, StandIn, default_cache_dir
+
+__all__ = [
+    "Category", "Channel", "Counters", "Scenario", "StandIn", "Truth", "default_cache_dir", "default_scenario",
+    "small_scenario",
+]
