@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from monitor.capture import capture_stream
 from monitor.classify import Classifier
 from monitor.errors import CaptureError, DecodeError, OfflineError
@@ -85,19 +87,27 @@ def check_stream(rt: Runtime, stream: Stream, classifier: Classifier) -> CheckRe
     mon = rt.cfg.monitor
     expected = mon.segments * mon.frames_per_segment
     result = CheckResult(stream=stream, outcome="error", model_id=classifier.model_id, frames_expected=expected)
+    frames: list[np.ndarray] = []
     try:
-        _capture_and_classify(rt, stream, classifier, result)
+        frames = _capture_and_classify(rt, stream, classifier, result)
     except OfflineError as exc:
         result.outcome, result.error = "offline", str(exc)
     except (CaptureError, DecodeError) as exc:
         result.outcome, result.error = "error", str(exc)
         log.warning("check %s: %s", stream.user_login, exc)
     result.flag_event = rt.store.record(_observation(result), confirmations=mon.confirmations)
+    if result.verdict is not None and frames:
+        # Only once the observation is committed; resizing and PNG encoding are CPU work.
+        with rt.cpu_slot():
+            rt.retainer.keep(frames, result.verdict, stream, model_id=result.model_id, scores=result.scores)
     _count(rt, result)
     return result
 
 
-def _capture_and_classify(rt: Runtime, stream: Stream, classifier: Classifier, result: CheckResult) -> None:
+def _capture_and_classify(
+    rt: Runtime, stream: Stream, classifier: Classifier, result: CheckResult
+) -> list[np.ndarray]:
+    """Fill in the result's timings, scores and verdict; return the sampled frames."""
     mon = rt.cfg.monitor
     url = rt.cfg.twitch.stream_url.format(user_login=stream.user_login)
     started = time.monotonic()
@@ -123,6 +133,7 @@ def _capture_and_classify(rt: Runtime, stream: Stream, classifier: Classifier, r
         min_frame_fraction=mon.min_frame_fraction,
     )
     result.outcome = result.verdict.outcome
+    return sampled.frames
 
 
 def _observation(result: CheckResult) -> ObservationIn:

@@ -15,9 +15,10 @@ import dataclasses
 import os
 import tomllib
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from monitor.errors import ConfigError
 
@@ -95,6 +96,17 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class RetainConfig:
+    # Frames of agreeing checks grow the training set; mismatches go to a review queue.
+    enabled: bool = True
+    # The loader holds retained frames in memory for retraining (~150 kB a frame):
+    # 400 MB of PNGs is about 3 GB of frames.
+    max_bytes: int = 400_000_000
+    review_max_bytes: int = 200_000_000
+    min_confidence: float = 0.0
+
+
+@dataclass(frozen=True)
 class NotifyConfig:
     webhook_url: str = ""
 
@@ -108,6 +120,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    retain: RetainConfig = field(default_factory=RetainConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     source: str = "defaults"  # where the file part came from, for messages
 
@@ -184,6 +197,10 @@ def validate(cfg: Config) -> None:
                        "monitor.min_frame_fraction": m.min_frame_fraction}.items():
         if not 0 <= value <= 1:
             raise ConfigError(f"config key {key} must be between 0 and 1, got {value}")
+    if cfg.retain.max_bytes < 0 or cfg.retain.review_max_bytes < 0:
+        raise ConfigError("config keys retain.max_bytes and retain.review_max_bytes must not be negative")
+    if not 0 <= cfg.retain.min_confidence <= 1:
+        raise ConfigError("config key retain.min_confidence must be between 0 and 1")
     if not 0 < cfg.dataset.test_fraction < 1:
         raise ConfigError("config key dataset.test_fraction must be between 0 and 1")
     if cfg.model.arch not in ("squeezenet1_0", "squeezenet1_1"):

@@ -28,6 +28,7 @@ from monitor.errors import HelixError
 from monitor.helix import HelixClient, Stream
 from monitor.metrics import Metrics
 from monitor.models import ModelRegistry
+from monitor.retain import Retainer
 from monitor.store import FlagEvent, Store
 from monitor.verdict import OUTCOMES
 
@@ -44,6 +45,14 @@ class Runtime:
         self.store.ensure_current()
         self.helix = HelixClient(cfg.twitch, on_request=self.metrics.helix_request)
         self.registry = ModelRegistry(cfg.data_path)
+        self.retainer = Retainer(
+            cfg.data_path,
+            enabled=cfg.retain.enabled,
+            max_bytes=cfg.retain.max_bytes,
+            review_max_bytes=cfg.retain.review_max_bytes,
+            min_confidence=cfg.retain.min_confidence,
+            on_error=self.metrics.retention_failed,
+        )
         self._cpu = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
         self._classifier: Classifier | None = None
         self._category_names: dict[str, str] = {}

@@ -128,6 +128,10 @@ class Metrics:
         self._job_errors = Counter(
             "twitchwatch_job_errors", "Scheduled cycles that raised instead of finishing.", registry=r,
         )
+        self._retention_errors = Counter(
+            "twitchwatch_retention_errors", "Captured frames that could not be kept, by area (live, review).",
+            ["area"], registry=r,
+        )
         self._webhook = Counter(
             "twitchwatch_webhook_deliveries", "Flag webhook deliveries by result (ok, failed, dropped).",
             ["result"], registry=r,
@@ -210,6 +214,10 @@ class Metrics:
     def job_error(self) -> None:
         """Count one scheduled cycle that raised."""
         self._job_errors.inc()
+
+    def retention_failed(self, area: str) -> None:
+        """Count one clip whose frames could not be kept (the check itself went on)."""
+        self._retention_errors.labels(area=area).inc()
 
     def webhook_delivery(self, result: str) -> None:
         """Count one flag webhook delivery: ok, failed (after retries) or dropped (queue full)."""

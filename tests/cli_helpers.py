@@ -11,7 +11,9 @@ from pathlib import Path
 def run_cli(*args: str, env: dict | None = None, timeout: float = 600, cwd: Path | None = None):
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("TWITCHWATCH_", "TWITCH_"))}
     full_env.update(env or {})
-    full_env.setdefault("OMP_NUM_THREADS", "2")
+    # The suite runs a stand-in in its own process beside the CLI: one torch thread
+    # each avoids OpenMP spinning against the other on 2 cores.
+    full_env.setdefault("OMP_NUM_THREADS", "1")
     return subprocess.run(
         [sys.executable, "-m", "monitor", *args],
         capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd,

@@ -24,6 +24,18 @@ def register(command: Command) -> None:
     train.add_argument("--epochs", type=int, default=None, help="training epochs (default: train.epochs)")
     train.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
+    experiment = command("experiment", "rerun the report's K/n settings on the frozen test clips, with paired tests",
+                         _cmd_experiment)
+    experiment.add_argument("--epochs", type=int, default=None, help="training epochs per setting (default: train.epochs)")
+    experiment.add_argument("--max-minutes-per-setting", type=float, default=None, metavar="MINUTES",
+                            help="stop each setting's training after this long (evaluation comes on top)")
+    experiment.add_argument("--json", action="store_true", help="print the results as one JSON object")
+
+    retrain = command("retrain", "train a challenger; promote it only if it beats the active model on the test set",
+                      _cmd_retrain)
+    retrain.add_argument("--epochs", type=int, default=None, help="training epochs (default: train.epochs)")
+    retrain.add_argument("--json", action="store_true", help="print the result as one JSON object")
+
     models = command("models", "list registered models, or activate one (rollback)", _cmd_models)
     models.add_argument("action", nargs="?", choices=["list", "activate"], default="list")
     models.add_argument("model_id", nargs="?", help="with activate: the model to make active")
@@ -48,13 +60,41 @@ def _cmd_dataset(args: argparse.Namespace, cfg: Config) -> int:
 def _cmd_train(args: argparse.Namespace, cfg: Config) -> int:
     from trainer.pipeline import train_and_register
 
-    if args.epochs is not None and args.epochs <= 0:
-        raise UsageError("twitchwatch train: --epochs must be positive")
+    _check_epochs("train", args.epochs)
     say = (lambda line: None) if args.json else print
     result = train_and_register(cfg, epochs=args.epochs, say=say)
     if args.json:
         print(json.dumps(result, indent=2))
     return 0
+
+
+def _cmd_experiment(args: argparse.Namespace, cfg: Config) -> int:
+    from trainer.experiment import run_experiment
+
+    _check_epochs("experiment", args.epochs)
+    minutes = args.max_minutes_per_setting
+    if minutes is not None and not minutes > 0:
+        raise UsageError("twitchwatch experiment: --max-minutes-per-setting must be positive")
+    say = (lambda line: None) if args.json else print
+    report = run_experiment(cfg, epochs=args.epochs, max_seconds_per_setting=minutes and minutes * 60, say=say)
+    print(json.dumps(report.to_json(), indent=2) if args.json else report.table())
+    return 0
+
+
+def _cmd_retrain(args: argparse.Namespace, cfg: Config) -> int:
+    from trainer.retrain import retrain
+
+    _check_epochs("retrain", args.epochs)
+    say = (lambda line: None) if args.json else print
+    result = retrain(cfg, epochs=args.epochs, say=say)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    return 0
+
+
+def _check_epochs(name: str, epochs: int | None) -> None:
+    if epochs is not None and epochs <= 0:
+        raise UsageError(f"twitchwatch {name}: --epochs must be positive")
 
 
 def _cmd_models(args: argparse.Namespace, cfg: Config) -> int:

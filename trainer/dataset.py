@@ -2,6 +2,7 @@
 
     report = build_dataset(cfg, HelixClient(cfg.twitch))
     data = load_dataset(cfg.data_path)       # data.train, data.test: lists of trainer.train.Clip
+    grown = load_dataset(cfg.data_path, include_live=True)   # + clips kept from live checks, in train only
 
 Layout under `<data_dir>/dataset/`:
 
@@ -45,6 +46,8 @@ from monitor.config import Config
 from monitor.errors import CaptureError, DatasetError, DecodeError, HelixError
 from monitor.frames import decode_sampled, resize_frame
 from monitor.helix import HelixClient, Stream
+from monitor.jsonl import append_jsonl, read_jsonl
+from monitor.retain import load_frames, read_clips
 from trainer.train import Clip
 
 log = logging.getLogger(__name__)
@@ -105,10 +108,10 @@ class DatasetStore:
         self.split_file = self.root / "split.json"
 
     def clip_records(self) -> dict[str, dict]:
-        return {r["clip_id"]: r for r in _read_jsonl(self.clips_file)}
+        return {r["clip_id"]: r for r in read_jsonl(self.clips_file)}
 
     def manifest(self) -> list[dict]:
-        return _read_jsonl(self.manifest_file)
+        return read_jsonl(self.manifest_file)
 
     def split(self) -> dict:
         if not self.split_file.exists():
@@ -143,12 +146,12 @@ class DatasetStore:
             })
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
-        _append_jsonl(self.manifest_file, rows)
-        _append_jsonl(self.clips_file, [record])
+        append_jsonl(self.manifest_file, rows)
+        append_jsonl(self.clips_file, [record])
         return rows
 
     def record_failure(self, record: dict) -> None:
-        _append_jsonl(self.clips_file, [record])
+        append_jsonl(self.clips_file, [record])
 
     def write_split(self, split: dict) -> None:
         tmp = self.split_file.with_suffix(".tmp")
@@ -197,9 +200,12 @@ def _build_category(cfg: Config, helix: HelixClient, store: DatasetStore, record
         say(f"[{cat.name}] no live channels: skipped")
         return
     say(f"[{cat.name}] {len(streams)} channels")
-    window_start = (datetime.now(UTC) - timedelta(days=ds.clip_window_days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Helix ends a window one week after started_at unless ended_at is given.
+    now = datetime.now(UTC)
+    window = ((now - timedelta(days=ds.clip_window_days)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+              now.strftime("%Y-%m-%dT%H:%M:%SZ"))
     for stream in streams:
-        for clip in _top_clips(helix, stream, cat.category, ds.clips_per_channel, window_start, say):
+        for clip in _top_clips(helix, stream, cat.category, ds.clips_per_channel, window, say):
             previous = records.get(clip["id"])
             if previous and previous["status"] == "ok":
                 cat.clips_kept += 1
@@ -216,10 +222,10 @@ def _build_category(cfg: Config, helix: HelixClient, store: DatasetStore, record
                 say(f"[{cat.name}] {stream.user_login} clip {clip['id']}: skipped ({record['reason']})")
 
 
-def _top_clips(helix: HelixClient, stream: Stream, category: str, wanted: int, window_start: str,
+def _top_clips(helix: HelixClient, stream: Stream, category: str, wanted: int, window: tuple[str, str],
                say: Callable[[str], None]) -> list[dict]:
     try:
-        clips = helix.clips(stream.user_id, limit=max(wanted * 4, 20), started_at=window_start)
+        clips = helix.clips(stream.user_id, limit=max(wanted * 4, 20), started_at=window[0], ended_at=window[1])
     except HelixError as exc:
         say(f"  {stream.user_login}: clips listing failed: {exc}")
         return []
@@ -264,6 +270,9 @@ def _update_split(cfg: Config, store: DatasetStore) -> dict:
         split["test_clips"] = test_clips
         split["test_hash"] = _test_hash(store, set(test_clips))
         split["frozen_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        if not test_clips:
+            # Freezing an empty test set would keep it empty for good: wait for more channels.
+            return split
     else:
         for r in ok:
             # New channels never enter the frozen test set.
@@ -297,12 +306,15 @@ def _test_hash(store: DatasetStore, test_clips: set[str]) -> str:
     return digest.hexdigest()
 
 
-def load_dataset(data_dir: str | Path, classes: list[str] | None = None) -> Dataset:
-    """Load the built dataset's frames into memory as train and test clips."""
+def load_dataset(data_dir: str | Path, classes: list[str] | None = None, *, include_live: bool = False) -> Dataset:
+    """Load the built dataset's frames into memory as train and test clips (plus live clips in train)."""
     store = DatasetStore(data_dir)
     split = store.split()
-    if not store.clips_file.exists() or not split:
+    if not store.clips_file.exists():
         raise DatasetError(f"no dataset in {store.root}: run `twitchwatch dataset build` first")
+    if not split:
+        raise DatasetError(f"the dataset in {store.root} has no test set yet (a category needs clips of at "
+                           "least 2 channels): run `twitchwatch dataset build` again when more channels are live")
     frames_by_clip: dict[str, list[dict]] = defaultdict(list)
     for row in store.manifest():
         frames_by_clip[row["clip_id"]].append(row)
@@ -321,35 +333,43 @@ def load_dataset(data_dir: str | Path, classes: list[str] | None = None) -> Data
         frames = [np.asarray(Image.open(store.root / row["file"]).convert("RGB")) for row in rows]
         clip = Clip(clip_id=r["clip_id"], label=r["category"], channel=r["channel_id"], frames=frames)
         (test if r["clip_id"] in set(split["test_clips"]) else train).append(clip)
-    manifest_digest = hashlib.sha256(store.manifest_file.read_bytes()).hexdigest()
+    digest = hashlib.sha256(store.manifest_file.read_bytes())
+    if include_live:
+        for record in _live_clips(data_dir, split, classes, train):
+            digest.update(json.dumps(record, sort_keys=True).encode() + b"\n")
     return Dataset(train=train, test=test, classes=list(classes), test_hash=split["test_hash"],
-                   dataset_hash=manifest_digest)
+                   dataset_hash=digest.hexdigest())
+
+
+def _live_clips(data_dir: str | Path, split: dict, classes: list[str], train: list[Clip]) -> list[dict]:
+    """Append the retained live clips (monitor.retain) to train; return the records used.
+
+    Only train: the frozen test set stays the clips it was. A live clip of a
+    test channel is skipped, so no channel has frames on both sides; one of
+    a category outside `classes` too. A clip evicted while loading is skipped.
+    """
+    test_channels = {ch for ch, side in split["channels"].items() if side == "test"}
+    used = []
+    skipped: Counter = Counter()
+    for record in read_clips(data_dir, "live"):
+        if record["channel_id"] in test_channels:
+            skipped["test channel"] += 1
+            continue
+        if record["category"] not in classes:
+            skipped["category not a class"] += 1
+            continue
+        try:
+            frames = load_frames(data_dir, record, "live")
+        except OSError:
+            skipped["evicted"] += 1
+            continue
+        train.append(Clip(clip_id=record["clip_id"], label=record["category"], channel=record["channel_id"],
+                          frames=frames))
+        used.append(record)
+    if skipped:
+        log.info("live clips skipped: %s", ", ".join(f"{n} {why}" for why, n in sorted(skipped.items())))
+    return used
 
 
 def class_counts(clips: list[Clip]) -> Counter:
     return Counter(c.label for c in clips)
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            # A line cut by a crash mid-append: everything after it is still good.
-            log.warning("skipping a damaged line in %s", path)
-    return rows
-
-
-def _append_jsonl(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, sort_keys=True) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())

@@ -1,9 +1,14 @@
-"""Train, evaluate and register a model: what `twitchwatch train` and `retrain` do.
+"""Train, evaluate and register a model: what `twitchwatch train`, `retrain` and `experiment` do.
 
     result = train_and_register(cfg, epochs=8)     # the JSON `train --json` prints
+    trained = train_model(cfg, load_dataset(cfg.data_path), segments=3, frames_per_segment=3)
+    trained.test.correctness()                     # per test clip, for paired comparisons
 
 The test set is the dataset's frozen test clips; validation (early stopping,
 temperature) comes from a few train channels per class, never from test.
+Test metrics (trainer.evaluate) go into the model card together with the
+confusion matrix PNG; train accuracy is the trainer's own measurement on the
+training clips (the same test-mode sampling), not a second pass over them.
 """
 
 from __future__ import annotations
@@ -12,17 +17,38 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from monitor import __version__
-from monitor.classify import Classifier
 from monitor.config import Config
-from monitor.frames import INPUT_SIZE
 from monitor.models import ModelRegistry
 from trainer.dataset import Dataset, load_dataset
+from trainer.evaluate import Evaluation, evaluate_model
 from trainer.registry import save_model
-from trainer.train import Clip, evaluate, train_classifier
+from trainer.train import Clip, train_classifier
 
 VAL_FRACTION = 0.2
+
+
+@dataclass
+class TrainedModel:
+    """A model trained, evaluated on the test clips and saved in the registry (not activated)."""
+
+    model_id: str
+    card: dict
+    test: Evaluation | None  # None when the dataset has no test clips
+
+    def summary(self, promoted: bool) -> dict:
+        """Return the JSON fields INTERFACE.md promises for `train --json`, and a few more."""
+        card = self.card
+        return {
+            "model_id": self.model_id, "promoted": promoted,
+            "test_accuracy": card["test_accuracy"], "test_frame_accuracy": card["test_frame_accuracy"],
+            "train_accuracy": card["train_accuracy"], "classes": card["classes"],
+            "ece_before": card["ece_before"], "ece_after": card["ece_after"],
+            "test_nll": card["test_nll"], "train_frame_accuracy": card["train_frame_accuracy"],
+            "segments": card["segments"], "frames_per_segment": card["frames_per_segment"],
+            "train_seconds": card["train_seconds"], "temperature": card["temperature"],
+        }
 
 
 def split_validation(clips: list[Clip], fraction: float, seed: int) -> tuple[list[Clip], list[Clip]]:
@@ -42,6 +68,56 @@ def split_validation(clips: list[Clip], fraction: float, seed: int) -> tuple[lis
     return train, val
 
 
+def train_model(
+    cfg: Config,
+    data: Dataset,
+    *,
+    epochs: int | None = None,
+    segments: int | None = None,
+    frames_per_segment: int | None = None,
+    max_seconds: float | None = None,
+    say: Callable[[str], None] = print,
+) -> TrainedModel:
+    """Train on the dataset's train clips, evaluate on its frozen test clips, save; do not activate."""
+    k = segments or cfg.monitor.segments
+    n = frames_per_segment or cfg.monitor.frames_per_segment
+    train, val = split_validation(data.train, VAL_FRACTION, cfg.train.seed)
+    say(f"training {cfg.model.arch} on {len(train)} clips ({len(val)} validation, {len(data.test)} test), "
+        f"classes {', '.join(data.classes)}, K={k} n={n}")
+    result = train_classifier(
+        train, val, data.classes,
+        arch=cfg.model.arch, pretrained=cfg.model.pretrained, segments=k, frames_per_segment=n,
+        epochs=epochs or cfg.train.epochs, batch_size=cfg.train.batch_size,
+        learning_rate=cfg.train.learning_rate, seed=cfg.train.seed, log=say, max_seconds=max_seconds,
+    )
+    started = time.monotonic()
+    test = evaluate_model(result.classifier(), data.test) if data.test else None
+    card = result.card(
+        pretrained=cfg.model.pretrained, dataset_hash=data.dataset_hash, test_hash=data.test_hash,
+        evaluate_seconds=round(time.monotonic() - started, 1),
+        metrics={
+            "test": test.to_json() if test else None,
+            "train": {"clip_accuracy": result.metrics["train_accuracy"],
+                      "frame_accuracy": result.metrics["train_frame_accuracy"]},
+            "validation": result.metrics,
+        },
+        test_accuracy=test.clip_accuracy if test else None,
+        test_frame_accuracy=test.frame_accuracy if test else None,
+        test_nll=test.nll if test else None,
+        ece_before=test.ece_before if test else None,
+        ece_after=test.ece_after if test else None,
+        train_accuracy=result.metrics["train_accuracy"],
+        train_frame_accuracy=result.metrics["train_frame_accuracy"],
+        counts={"train": len(train), "validation": len(val), "test": len(data.test)},
+    )
+    model_id = save_model(cfg.data_path, result.model, card, confusion=test.confusion() if test else None)
+    card = ModelRegistry(cfg.data_path).card(model_id)  # as stored: model_id, created_at, code_version
+    say(f"model {model_id} (K={k} n={n}): test clip accuracy {_pct(card['test_accuracy'])}, "
+        f"frame accuracy {_pct(card['test_frame_accuracy'])}, train {_pct(card['train_accuracy'])}, "
+        f"ECE {_num(card['ece_before'])} -> {_num(card['ece_after'])} at T={result.temperature:.2f}")
+    return TrainedModel(model_id=model_id, card=card, test=test)
+
+
 def train_and_register(
     cfg: Config,
     *,
@@ -55,46 +131,17 @@ def train_and_register(
 ) -> dict:
     """Train on the dataset, evaluate on its frozen test clips, register (and activate) the model."""
     data = dataset or load_dataset(cfg.data_path)
-    k = segments or cfg.monitor.segments
-    n = frames_per_segment or cfg.monitor.frames_per_segment
-    train, val = split_validation(data.train, VAL_FRACTION, cfg.train.seed)
-    say(f"training {cfg.model.arch} on {len(train)} clips ({len(val)} validation, {len(data.test)} test), "
-        f"classes {', '.join(data.classes)}, K={k} n={n}")
-    started = time.monotonic()
-    result = train_classifier(
-        train, val, data.classes,
-        arch=cfg.model.arch, pretrained=cfg.model.pretrained, segments=k, frames_per_segment=n,
-        epochs=epochs or cfg.train.epochs, batch_size=cfg.train.batch_size,
-        learning_rate=cfg.train.learning_rate, seed=cfg.train.seed, log=say, max_seconds=max_seconds,
-    )
-    classifier = Classifier.from_model(result.model, data.classes, arch=cfg.model.arch,
-                                       temperature=result.temperature, segments=k, frames_per_segment=n)
-    test_metrics = evaluate(classifier, data.test) if data.test else {}
-    train_metrics = evaluate(classifier, train)
-    card = {
-        "classes": data.classes, "arch": cfg.model.arch, "segments": k, "frames_per_segment": n,
-        "input_size": INPUT_SIZE, "preprocessing": "monitor.frames.preprocess",
-        "pretrained": cfg.model.pretrained, "dataset_hash": data.dataset_hash, "test_hash": data.test_hash,
-        "temperature": result.temperature, "train_seconds": round(time.monotonic() - started, 1),
-        "code_version": __version__, "history": result.history,
-        "metrics": {"test": test_metrics, "train": train_metrics, "validation": result.metrics},
-        "test_accuracy": test_metrics.get("clip_accuracy"),
-        "test_frame_accuracy": test_metrics.get("frame_accuracy"),
-        "train_accuracy": train_metrics.get("clip_accuracy"),
-        "counts": {"train": len(train), "validation": len(val), "test": len(data.test)},
-    }
-    model_id = save_model(cfg.data_path, result.model, card)
+    trained = train_model(cfg, data, epochs=epochs, segments=segments, frames_per_segment=frames_per_segment,
+                          max_seconds=max_seconds, say=say)
     if activate:
-        ModelRegistry(cfg.data_path).activate(model_id)
-    say(f"model {model_id}: test clip accuracy {_pct(card['test_accuracy'])}, "
-        f"frame accuracy {_pct(card['test_frame_accuracy'])}, train {_pct(card['train_accuracy'])}")
-    return {
-        "model_id": model_id, "promoted": activate,
-        "test_accuracy": card["test_accuracy"], "test_frame_accuracy": card["test_frame_accuracy"],
-        "train_accuracy": card["train_accuracy"], "classes": data.classes,
-        "train_seconds": card["train_seconds"], "temperature": result.temperature,
-    }
+        ModelRegistry(cfg.data_path).activate(trained.model_id)
+        say(f"model {trained.model_id} is now the active model")
+    return trained.summary(promoted=activate)
 
 
 def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1%}"
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

@@ -1,0 +1,84 @@
+"""One check in-process: faults that happen between listing and verdict."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from monitor.check import check_stream
+from monitor.config import load_config
+from monitor.cycle import Runtime
+from monitor.sim import small_scenario
+from monitor.store import Store
+
+
+@pytest.fixture
+def runtime(standin, tmp_path):
+    from monitor.classify import build_model
+    from monitor.models import ModelRegistry
+    from trainer.registry import save_model
+
+    torch.set_num_threads(1)
+    scenario = small_scenario()
+    classes = [c.id for c in scenario.categories]
+    cfg = load_config(environ={}, overrides={
+        "twitch": standin.twitch_config(),
+        "categories": {"watch": classes, "chatting": "509658"},
+        "monitor": {"capture_seconds": 6, "segments": 3, "frames_per_segment": 2, "capture_timeout_seconds": 30.0},
+        "storage": {"database_url": f"sqlite:///{tmp_path / 'tw.db'}", "data_dir": str(tmp_path / "data")},
+        "model": {"pretrained": "none"},
+    })
+    Store(cfg.storage.database_url).upgrade()
+    # An untrained model: these tests pin the fault paths, not accuracy.
+    model_id = save_model(cfg.data_path, build_model("squeezenet1_1", len(classes), "none"),
+                          {"classes": classes, "arch": "squeezenet1_1", "segments": 3, "frames_per_segment": 2})
+    ModelRegistry(cfg.data_path).activate(model_id)
+    rt = Runtime(cfg)
+    yield rt
+    rt.close()
+
+
+def _stream(rt, login):
+    stream = rt.helix.stream_of(login)
+    assert stream is not None
+    return stream
+
+
+def _honest_login():
+    scenario = small_scenario()
+    return next(ch.login for ch in scenario.channels if not scenario.truth(ch.login).mislabeled)
+
+
+def test_a_check_stores_one_observation_with_scores(runtime):
+    result = check_stream(runtime, _stream(runtime, _honest_login()), runtime.classifier())
+    assert result.outcome in ("agree", "mismatch", "unsure")
+    assert result.frames_decoded == 6
+    assert abs(sum(result.scores.values()) - 1) < 1e-3
+    rows = runtime.store.observations(_honest_login())
+    assert len(rows) == 1 and rows[0]["outcome"] == result.outcome
+
+
+def test_channel_offline_between_listing_and_capture_gives_no_verdict(runtime, standin):
+    login = _honest_login()
+    stream = _stream(runtime, login)
+    standin.set_offline(login, True)
+    result = check_stream(runtime, stream, runtime.classifier())
+    assert result.outcome == "offline" and result.verdict is None
+    assert result.flag_event is None
+    assert runtime.store.observations(login)[0]["outcome"] == "offline"
+
+
+def test_fully_corrupt_video_is_an_error_not_a_crash(runtime, standin):
+    login = _honest_login()
+    standin.set_corrupt(login, 1.0)
+    result = check_stream(runtime, _stream(runtime, login), runtime.classifier())
+    assert result.outcome in ("error", "unsure")
+    assert result.flag_event is None
+
+
+def test_partly_corrupt_video_still_classifies_what_decodes(runtime, standin):
+    login = _honest_login()
+    standin.set_corrupt(login, 0.05)
+    result = check_stream(runtime, _stream(runtime, login), runtime.classifier())
+    assert result.frames_decoded > 0
+    assert result.scores

@@ -1,0 +1,345 @@
+"""Retrain: the promotion rule, champion against challenger on real model files, and the CLI end to end.
+
+The CLI tests build a tiny dataset directory through trainer.dataset's own
+store (three clearly different synthetic scenes, 5 channels per class, one
+per class frozen in test) instead of downloading clips: training on it takes
+seconds and a model trained for 4 epochs beats an untrained one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from cli_helpers import run_cli, write_config
+
+from monitor.classify import build_model
+from monitor.errors import DatasetError, ModelError
+from monitor.models import ModelRegistry
+from trainer.dataset import Dataset, DatasetStore
+from trainer.registry import save_model
+from trainer.retrain import Standing, check_comparable, compare_and_promote, promotion_decision
+from trainer.train import Clip
+
+CLASSES = ("21779", "509658", "33214")
+INTERFACE_KEYS = {"model_id", "promoted", "test_accuracy", "test_frame_accuracy", "train_accuracy", "classes"}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# -- helpers shared with test_experiment -------------------------------------------------------
+
+
+def toy_frame(kind: int, rs: np.random.Generator) -> np.ndarray:
+    """Return a noisy frame of one of three clearly different scenes."""
+    h, w = 72, 128
+    img = rs.integers(0, 40, (h, w, 3), dtype=np.uint8)
+    if kind == 0:
+        img[..., 0] += 180
+    elif kind == 1:
+        img[:, ::16, 1] = img[:, 1::16, 1] = 230
+    else:
+        yy, xx = np.mgrid[:h, :w]
+        img[(yy // 12 + xx // 12) % 2 == 1] = (40, 40, 220)
+    return img
+
+
+def write_toy_dataset(data_dir: Path, classes=CLASSES, channels: int = 5, test_channels: int = 1,
+                      frames: int = 4, seed: int = 0) -> None:
+    """Write a built dataset (clips, manifest, frozen split) with one clip per channel."""
+    store = DatasetStore(data_dir)
+    rs = np.random.default_rng(seed)
+    sides: dict[str, str] = {}
+    test_clips: list[str] = []
+    digest = hashlib.sha256()
+    for kind, category in enumerate(classes):
+        for c in range(channels):
+            channel, clip_id = f"{category}-ch{c}", f"clip-{category}-{c}"
+            record = {"clip_id": clip_id, "channel_id": channel, "channel_login": f"toy{category}x{c}",
+                      "category": category, "status": "ok", "frames": frames}
+            rows = store.commit_clip(record, [toy_frame(kind, rs) for _ in range(frames)], list(range(frames)))
+            sides[channel] = "test" if c < test_channels else "train"
+            if c < test_channels:
+                test_clips.append(clip_id)
+                for row in rows:
+                    digest.update(f"{clip_id}:{row['position']}:{row['sha256']}\n".encode())
+    store.write_split({"seed": seed, "test_fraction": 0.25, "channels": sides, "test_clips": sorted(test_clips),
+                       "test_hash": digest.hexdigest()})
+
+
+def entry_point_env(where: Path) -> dict[str, str]:
+    """Return env for run_cli that exposes the trainer's subcommands when the project is not pip-installed.
+
+    The CLI finds `train`, `retrain`, ... through the `twitchwatch.commands`
+    entry point, which only an install (CI's `pip install -e .`) registers; a
+    bare checkout gets the same entry point from a minimal dist-info here.
+    """
+    if any(e.name == "trainer" for e in entry_points(group="twitchwatch.commands")):
+        return {}
+    info = where / "twitchwatch-0.0.0.dist-info"
+    info.mkdir(parents=True, exist_ok=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: twitchwatch\nVersion: 0.0.0\n")
+    (info / "entry_points.txt").write_text("[twitchwatch.commands]\ntrainer = trainer.commands:register\n")
+    return {"PYTHONPATH": os.pathsep.join(p for p in (str(where), os.environ.get("PYTHONPATH", "")) if p)}
+
+
+def toy_config(path: Path, data_dir: Path) -> Path:
+    return write_config(path, {
+        "storage": {"database_url": f"sqlite:///{path.parent / 'tw.db'}", "data_dir": str(data_dir)},
+        "model": {"pretrained": "none"},
+        "monitor": {"segments": 2, "frames_per_segment": 1},
+        "train": {"epochs": 4, "learning_rate": 3e-4, "batch_size": 4, "seed": 0},
+    })
+
+
+# -- the promotion rule --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("champion", "challenger", "promoted", "says"),
+    [
+        (None, Standing(3, 10, 2.0), True, "no active model"),
+        (Standing(7, 10, 0.5), Standing(8, 10, 0.9), True, "8/10 test clips right, champion 7: promoted"),
+        (Standing(8, 10, 0.9), Standing(7, 10, 0.1), False, "champion stays"),  # a better NLL does not buy a clip
+        (Standing(8, 10, 0.60), Standing(8, 10, 0.50), True, "(tie), lower NLL 0.5000 vs 0.6000: promoted"),
+        (Standing(8, 10, 0.50), Standing(8, 10, 0.60), False, "not lower: the champion stays"),
+        (Standing(8, 10, 0.5), Standing(8, 10, 0.5 - 1e-9), False, "not lower"),  # float noise is a tie
+    ],
+)
+def test_promotion_rule(champion, challenger, promoted, says):
+    decision, reason = promotion_decision(champion, challenger)
+    assert decision is promoted
+    assert says in reason
+
+
+def test_promotion_rule_refuses_scores_on_different_clip_counts():
+    with pytest.raises(ValueError):
+        promotion_decision(Standing(8, 10, 0.5), Standing(8, 11, 0.5))
+
+
+def test_models_tested_on_another_test_set_are_not_comparable():
+    data = Dataset(train=[], test=[], classes=list(CLASSES), test_hash="a" * 64, dataset_hash="d")
+    check_comparable("m1", {"test_hash": "a" * 64}, data)
+    with pytest.raises(DatasetError, match="refusing to compare"):
+        check_comparable("m1", {"test_hash": "b" * 64}, data)
+    with pytest.raises(DatasetError, match="records no test set hash"):
+        check_comparable("m1", {}, data)
+
+
+# -- champion against challenger, on real model files ---------------------------------------------
+
+
+def constant_model(tmp_path: Path, bias: list[float], test_hash: str = "h" * 64) -> str:
+    """Save a real SqueezeNet whose logits are `bias` whatever it sees; return its id."""
+    model = build_model("squeezenet1_1", len(CLASSES))
+    with torch.no_grad():
+        model.classifier[1].weight.zero_()
+        model.classifier[1].bias.copy_(torch.tensor(bias))
+    card = {"arch": "squeezenet1_1", "classes": list(CLASSES), "segments": 1, "frames_per_segment": 1,
+            "temperature": 1.0, "test_hash": test_hash}
+    return save_model(tmp_path, model, card)
+
+
+def scored_clips() -> Dataset:
+    rs = np.random.default_rng(0)
+    labels = [CLASSES[0], CLASSES[0], CLASSES[1]]  # a model always saying CLASSES[0] gets 2 of 3
+    test = [Clip(f"t{i}", label, f"ch{i}", [toy_frame(0, rs)]) for i, label in enumerate(labels)]
+    return Dataset(train=[], test=test, classes=list(CLASSES), test_hash="h" * 64, dataset_hash="d")
+
+
+SURE_FIRST, UNSURE_FIRST, SURE_SECOND = [2.0, 0.0, 0.0], [0.5, 0.0, 0.0], [0.0, 2.0, 0.0]
+
+
+def quiet(line: str) -> None:
+    pass
+
+
+def test_without_an_active_model_the_challenger_is_promoted(tmp_path):
+    challenger = constant_model(tmp_path, SURE_SECOND)
+    result = compare_and_promote(tmp_path, scored_clips(), challenger, say=quiet)
+    assert result.promoted and "no active model" in result.reason
+    assert ModelRegistry(tmp_path).active_id() == challenger
+
+
+@pytest.mark.parametrize(
+    ("champion_bias", "challenger_bias", "promoted"),
+    [
+        (SURE_SECOND, SURE_FIRST, True),  # 2/3 beats 1/3
+        (SURE_FIRST, SURE_SECOND, False),  # 1/3 loses to 2/3
+        (UNSURE_FIRST, SURE_FIRST, True),  # tie at 2/3, NLL 0.906 < 0.961
+        (SURE_FIRST, UNSURE_FIRST, False),  # tie at 2/3, NLL higher
+        (SURE_FIRST, SURE_FIRST, False),  # the same model again: no churn
+    ],
+)
+def test_the_challenger_is_promoted_only_when_better(tmp_path, champion_bias, challenger_bias, promoted):
+    registry = ModelRegistry(tmp_path)
+    champion = constant_model(tmp_path, champion_bias)
+    registry.activate(champion)
+    challenger = constant_model(tmp_path, challenger_bias)
+    result = compare_and_promote(tmp_path, scored_clips(), challenger, say=quiet)
+    assert result.promoted is promoted, result.reason
+    assert registry.active_id() == (challenger if promoted else champion)
+    assert result.champion_id == champion
+    assert result.mcnemar_p is not None and 0 <= result.mcnemar_p <= 1
+
+
+def test_a_challenger_whose_weights_do_not_load_is_never_promoted(tmp_path):
+    registry = ModelRegistry(tmp_path)
+    champion = constant_model(tmp_path, SURE_SECOND)
+    registry.activate(champion)
+    challenger = constant_model(tmp_path, SURE_FIRST)  # would win if it loaded
+    weights = tmp_path / "models" / challenger / "weights.pt"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(ModelError, match=f"challenger {challenger} is not promoted.*{champion} stays"):
+        compare_and_promote(tmp_path, scored_clips(), challenger, say=quiet)
+    assert registry.active_id() == champion
+
+
+def test_an_active_model_that_no_longer_loads_is_replaced(tmp_path):
+    registry = ModelRegistry(tmp_path)
+    champion = constant_model(tmp_path, SURE_FIRST)
+    registry.activate(champion)
+    (tmp_path / "models" / champion / "weights.pt").write_bytes(b"not a checkpoint")
+    challenger = constant_model(tmp_path, SURE_SECOND)
+    result = compare_and_promote(tmp_path, scored_clips(), challenger, say=quiet)
+    assert result.promoted and "does not load" in result.reason
+    assert registry.active_id() == challenger
+
+
+def test_a_champion_tested_on_another_test_set_is_not_compared(tmp_path):
+    registry = ModelRegistry(tmp_path)
+    champion = constant_model(tmp_path, SURE_SECOND, test_hash="0" * 64)
+    registry.activate(champion)
+    challenger = constant_model(tmp_path, SURE_FIRST)
+    with pytest.raises(DatasetError, match="refusing to compare"):
+        compare_and_promote(tmp_path, scored_clips(), challenger, say=quiet)
+    assert registry.active_id() == champion
+
+
+# -- the CLI -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cli_env(tmp_path_factory) -> dict[str, str]:
+    return entry_point_env(tmp_path_factory.mktemp("entry-point"))
+
+
+@pytest.fixture
+def cli(cli_env, monkeypatch, capsys):
+    """Run `twitchwatch ARGS...` in this process (monitor.cli.main): returns (exit code, stdout, stderr).
+
+    In-process because each fresh interpreter spends seconds importing torch;
+    the parser, the entry-point lookup and the error-to-exit-code mapping are
+    the real ones. The environment is cleaned as cli_helpers.run_cli does.
+    """
+    from monitor.cli import main
+
+    for var in list(os.environ):
+        if var.startswith(("TWITCHWATCH_", "TWITCH_")):
+            monkeypatch.delenv(var)
+    if cli_env:
+        monkeypatch.syspath_prepend(cli_env["PYTHONPATH"].split(os.pathsep)[0])
+
+    def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+        with monkeypatch.context() as m:
+            for key, value in (env or {}).items():
+                m.setenv(key, value)
+            capsys.readouterr()
+            code = main(list(args))
+            out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.mark.slow
+def test_train_then_retrain_keeps_the_better_model_active(tmp_path, cli):
+    data_dir = tmp_path / "data"
+    write_toy_dataset(data_dir)
+    cfg = str(toy_config(tmp_path / "c.toml", data_dir))
+    registry = ModelRegistry(data_dir)
+
+    code, out, err = cli("train", "--json", "--config", cfg)
+    assert code == 0, err[-2000:]
+    first = json.loads(out)
+    assert INTERFACE_KEYS | {"ece_before", "ece_after"} <= first.keys()
+    assert first["promoted"] is True and registry.active_id() == first["model_id"]
+    assert first["classes"] == sorted(CLASSES)
+    assert first["test_accuracy"] >= 2 / 3 and 0 <= first["ece_after"] <= 1
+    model_dir = data_dir / "models" / first["model_id"]
+    assert (model_dir / "confusion.png").read_bytes().startswith(b"\x89PNG")
+    card = json.loads((model_dir / "card.json").read_text())
+    test = card["metrics"]["test"]
+    assert sum(map(sum, test["confusion"])) == 3 and set(test["per_class"]) == set(CLASSES)
+    assert card["ece_before"] == first["ece_before"] and card["test_hash"]
+
+    # A challenger that cannot learn (learning rate 0) stays at chance: the champion stays.
+    code, out, err = cli("retrain", "--json", "--config", cfg, env={"TWITCHWATCH_TRAIN__LEARNING_RATE": "0"})
+    assert code == 0, err[-2000:]
+    kept = json.loads(out)
+    assert INTERFACE_KEYS | {"champion_id", "champion_test_accuracy", "reason"} <= kept.keys()
+    assert kept["promoted"] is False and "champion stays" in kept["reason"]
+    assert kept["champion_id"] == first["model_id"] and kept["model_id"] != first["model_id"]
+    assert kept["champion_test_accuracy"] == pytest.approx(first["test_accuracy"])
+    assert kept["test_accuracy"] < kept["champion_test_accuracy"]
+    assert registry.active_id() == first["model_id"]
+    assert (data_dir / "models" / kept["model_id"] / "card.json").exists()  # registered, just not active
+
+    # Roll back to the untrained model; a properly trained challenger then beats it.
+    registry.activate(kept["model_id"])
+    code, out, err = cli("retrain", "--json", "--config", cfg)
+    assert code == 0, err[-2000:]
+    promoted = json.loads(out)
+    assert promoted["promoted"] is True and promoted["champion_id"] == kept["model_id"]
+    assert promoted["test_accuracy"] > promoted["champion_test_accuracy"]
+    assert registry.active_id() == promoted["model_id"]
+
+
+def test_train_without_a_dataset_exits_1_saying_which_command_to_run(tmp_path, cli_env):
+    # A real process once: exit status and a single stderr line are what a shell sees.
+    cfg = str(toy_config(tmp_path / "c.toml", tmp_path / "data"))
+    result = run_cli("train", "--json", "--config", cfg, env=cli_env)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "run `twitchwatch dataset build` first" in result.stderr
+    assert result.stdout == ""
+
+
+def test_retrain_without_a_dataset_says_which_command_to_run(tmp_path, cli):
+    code, out, err = cli("retrain", "--json", "--config", str(toy_config(tmp_path / "c.toml", tmp_path / "data")))
+    assert (code, out) == (1, "")
+    assert "run `twitchwatch dataset build` first" in err
+
+
+def test_a_one_class_dataset_is_refused_clearly(tmp_path, cli):
+    write_toy_dataset(tmp_path / "data", classes=("21779",))
+    code, _, err = cli("train", "--config", str(toy_config(tmp_path / "c.toml", tmp_path / "data")))
+    assert code == 1
+    assert "1 class(es) (21779)" in err and "at least two categories" in err
+    assert not (tmp_path / "data" / "models").exists()
+
+
+def test_retrain_refuses_a_champion_from_another_test_set_before_training(tmp_path, cli):
+    data_dir = tmp_path / "data"
+    write_toy_dataset(data_dir)
+    champion = constant_model(data_dir, SURE_FIRST, test_hash="0" * 64)
+    ModelRegistry(data_dir).activate(champion)
+    code, out, err = cli("retrain", "--json", "--config", str(toy_config(tmp_path / "c.toml", data_dir)))
+    assert (code, out) == (1, "")
+    line = err.strip().splitlines()[-1]
+    assert f"the active model {champion} was tested on test set 000000000000" in line
+    assert "refusing to compare" in line and "twitchwatch train" in line
+    assert [p.name for p in (data_dir / "models").iterdir() if p.is_dir()] == [champion]  # nothing trained
+    assert ModelRegistry(data_dir).active_id() == champion

@@ -1,0 +1,172 @@
+"""TSN training from scratch, evaluation metrics, temperature fitting, and the training augmentations."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from monitor.classify import Classifier
+from monitor.errors import DatasetError
+from monitor.models import ModelRegistry
+from trainer.augment import MAX_CUT, augment, shallow_crop
+from trainer.registry import save_model
+from trainer.train import Clip, evaluate, fit_temperature, train_classifier
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def toy_frame(cls: int, rs: np.random.Generator) -> np.ndarray:
+    """Return a noisy frame of one of three clearly different scenes."""
+    h, w = 72, 128
+    img = rs.integers(0, 40, (h, w, 3), dtype=np.uint8)
+    if cls == 0:
+        img[..., 0] += 180  # red
+    elif cls == 1:
+        img[:, ::16, 1] = img[:, 1::16, 1] = 230  # green stripes
+    else:
+        yy, xx = np.mgrid[:h, :w]
+        img[(yy // 12 + xx // 12) % 2 == 1] = (40, 40, 220)  # blue checkerboard
+    return img
+
+
+def toy_clips(per_class: int, seed: int, frames: int = 6) -> list[Clip]:
+    rs = np.random.default_rng(seed)
+    return [
+        Clip(f"c{c}-{k}", str(c), f"channel{k}", [toy_frame(c, rs) for _ in range(frames)])
+        for c in range(3)
+        for k in range(per_class)
+    ]
+
+
+def test_training_learns_three_clearly_different_scenes_from_scratch(tmp_path):
+    lines: list[str] = []
+    result = train_classifier(
+        toy_clips(6, seed=1), toy_clips(2, seed=2), ["0", "1", "2"],
+        arch="squeezenet1_1", pretrained="none", segments=2, frames_per_segment=1,
+        epochs=5, batch_size=2, learning_rate=3e-4, seed=0, log=lines.append, log_every=9,
+    )
+    # the ln(3) stall would leave the loss at 1.0986 and the accuracy at 1/3
+    assert result.metrics["val_accuracy"] == 1.0
+    assert result.history[0]["loss"] > result.history[result.best_epoch - 1]["loss"]
+    assert result.metrics["train_accuracy"] >= 0.9
+    assert 0.25 <= result.temperature <= 10
+    assert [row["epoch"] for row in result.history] == list(range(1, len(result.history) + 1))
+    assert any("step 18/18" in line for line in lines) and any("val acc" in line for line in lines)
+    val = result.metrics["val"]
+    assert val["confusion"] == [[2, 0, 0], [0, 2, 0], [0, 0, 2]]
+
+    model_id = save_model(tmp_path, result.model, result.card(dataset_hash="toy"))
+    reloaded = ModelRegistry(tmp_path).load(model_id)
+    assert reloaded.temperature == pytest.approx(result.temperature)
+    assert evaluate(reloaded, toy_clips(2, seed=2))["confusion"] == val["confusion"]
+
+
+def test_time_budget_stops_training_but_returns_a_model():
+    lines: list[str] = []
+    result = train_classifier(
+        toy_clips(2, seed=3, frames=2), toy_clips(1, seed=4, frames=2), ["0", "1", "2"],
+        arch="squeezenet1_1", pretrained="none", segments=1, frames_per_segment=1,
+        epochs=50, batch_size=1, learning_rate=3e-4, seed=0, log=lines.append, max_seconds=0.001,
+    )
+    assert len(result.history) == 1
+    assert any("time budget" in line for line in lines)
+    assert isinstance(result.model, nn.Module) and not result.model.training
+
+
+class MeanColour(nn.Module):
+    """A fixed 'model' whose logits are the mean of each (normalised) colour channel."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3)) * 10
+
+
+def colour_clip(clip_id: str, label: str, rgb: tuple[int, int, int]) -> Clip:
+    return Clip(clip_id, label, "ch", [np.full((30, 40, 3), rgb, np.uint8) for _ in range(5)])
+
+
+def test_evaluate_reports_clip_and_frame_accuracy_and_the_confusion_matrix():
+    clf = Classifier.from_model(MeanColour(), ["r", "g", "b"], segments=2, frames_per_segment=2)
+    red, green, blue = (220, 20, 20), (20, 220, 20), (20, 20, 220)
+    clips = [colour_clip("1", "r", red), colour_clip("2", "r", red), colour_clip("3", "g", green),
+             colour_clip("4", "g", blue)]  # the last one is predicted "b"
+    metrics = evaluate(clf, clips)
+    assert metrics["confusion"] == [[2, 0, 0], [0, 1, 1], [0, 0, 0]]
+    assert metrics["clip_accuracy"] == metrics["frame_accuracy"] == 0.75
+    assert metrics["frames"] == 16
+    assert metrics["per_class"]["g"] == {"precision": 1.0, "recall": 0.5, "support": 2}
+    assert metrics["per_class"]["b"] == {"precision": 0.0, "recall": 0.0, "support": 0}
+
+
+def test_evaluate_refuses_labels_the_model_does_not_know():
+    clf = Classifier.from_model(MeanColour(), ["r", "g", "b"], segments=1, frames_per_segment=1)
+    with pytest.raises(DatasetError, match="'x'"):
+        evaluate(clf, [colour_clip("1", "x", (1, 2, 3))])
+
+
+@pytest.mark.parametrize(
+    ("train", "message"),
+    [([], "no training clips"), ([Clip("e", "0", "ch", [])], "no frames"),
+     ([colour_clip("u", "9", (0, 0, 0))], "'9'")],
+)
+def test_training_refuses_unusable_clips(train, message):
+    with pytest.raises(DatasetError, match=message):
+        train_classifier(train, [], ["0", "1"], arch="squeezenet1_1", pretrained="none", segments=1,
+                         frames_per_segment=1, epochs=1, batch_size=1, learning_rate=1e-3, seed=0, log=lambda s: None)
+
+
+def test_temperature_above_one_for_an_overconfident_model():
+    # right on 6 clips with logit margin 8, wrong on 4 with the same margin: far too sure
+    logits = torch.zeros(10, 3, 2)
+    logits[:, :, 0] = 8.0
+    labels = [0] * 6 + [1] * 4
+    assert fit_temperature(logits, labels) > 2
+
+
+def test_temperature_below_one_for_an_underconfident_model():
+    logits = torch.zeros(10, 3, 2)
+    logits[:, :, 0] = 0.5
+    assert fit_temperature(logits, [0] * 10) < 1
+    assert fit_temperature(logits, [0] * 10) >= 0.25
+
+
+def test_augment_keeps_size_type_and_corners():
+    frame = np.zeros((180, 320, 3), np.uint8)
+    box = int(0.1 * 180), int(0.1 * 320)  # HUD boxes a bit larger than the deepest cut
+    for ys in (slice(0, box[0]), slice(-box[0], None)):
+        for xs in (slice(0, box[1]), slice(-box[1], None)):
+            frame[ys, xs] = 255
+    rng = random.Random(0)
+    for _ in range(50):
+        out = augment(frame, rng)
+        assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3
+        assert out.shape[0] >= 180 * 0.5 * (1 - 2 * MAX_CUT) - 1
+        centre = out[out.shape[0] // 2, out.shape[1] // 2].mean()
+        for y, x in ((0, 0), (0, -1), (-1, 0), (-1, -1)):
+            assert out[y, x].mean() > centre + 100
+
+
+def test_augment_never_flips():
+    frame = np.zeros((90, 160, 3), np.uint8)
+    frame[:, :40] = 255  # a chat panel on the left
+    rng = random.Random(1)
+    for _ in range(50):
+        out = augment(frame, rng)
+        assert out[:, : out.shape[1] // 8].mean() > out[:, -out.shape[1] // 8 :].mean() + 100
+
+
+def test_augment_is_deterministic_with_a_seeded_rng():
+    frame = np.random.default_rng(0).integers(0, 255, (60, 80, 3), dtype=np.uint8)
+    a, b = augment(frame, random.Random(9)), augment(frame, random.Random(9))
+    assert np.array_equal(a, b)
+    cut = shallow_crop(frame, random.Random(9))
+    assert cut.shape[0] >= 60 * (1 - 2 * MAX_CUT) and cut.shape[1] >= 80 * (1 - 2 * MAX_CUT)

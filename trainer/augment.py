@@ -1,0 +1,62 @@
+"""Augment raw stream frames for training, before `monitor.frames.preprocess`.
+
+    rng = random.Random(0)
+    frame = augment(frame, rng)     # RGB uint8 HxWx3 in, RGB uint8 H'xW'x3 out
+
+What live streams vary in, and so what the model should not care about:
+- Resolution and scale: the variant picked (160p..1080p) and the layout's
+  zoom. A random crop that removes at most `max_cut` of each edge, then a
+  random downscale, as a lower-bitrate variant would look.
+- Colour: brightness, contrast and saturation of the camera, grading, filters.
+
+What it must keep: the HUD corners (minimap, scoreboard, webcam box) carry
+most of the evidence, so crops are shallow, never centre crops. No
+horizontal flip: HUD layouts and text are not mirror-symmetric, a flipped
+frame is one no stream ever shows.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+from PIL import Image
+
+MAX_CUT = 0.08  # of each edge: corners move in but stay in frame
+MIN_SCALE = 0.5  # smallest downscale, about a 720p frame shown as 360p
+SCALE_PROBABILITY = 0.5
+COLOR_JITTER = 0.25  # +-25% brightness, contrast, saturation
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def augment(frame: np.ndarray, rng: random.Random) -> np.ndarray:
+    """Return a randomly cropped, rescaled and colour-jittered copy of an RGB uint8 frame."""
+    out = shallow_crop(frame, rng)
+    if rng.random() < SCALE_PROBABILITY:
+        out = downscale(out, rng.uniform(MIN_SCALE, 1.0))
+    return color_jitter(out, rng)
+
+
+def shallow_crop(frame: np.ndarray, rng: random.Random, max_cut: float = MAX_CUT) -> np.ndarray:
+    """Cut a random 0..max_cut fraction off each edge independently."""
+    h, w = frame.shape[:2]
+    top, bottom = (int(rng.uniform(0, max_cut) * h) for _ in range(2))
+    left, right = (int(rng.uniform(0, max_cut) * w) for _ in range(2))
+    return frame[top : h - bottom, left : w - right]
+
+
+def downscale(frame: np.ndarray, scale: float) -> np.ndarray:
+    """Shrink a frame by `scale` (antialiased), losing detail as a low-resolution variant does."""
+    h, w = frame.shape[:2]
+    size = (max(2, round(w * scale)), max(2, round(h * scale)))
+    return np.asarray(Image.fromarray(np.ascontiguousarray(frame)).resize(size, Image.BILINEAR))
+
+
+def color_jitter(frame: np.ndarray, rng: random.Random, strength: float = COLOR_JITTER) -> np.ndarray:
+    """Scale brightness, contrast and saturation by random factors in [1-strength, 1+strength]."""
+    brightness, contrast, saturation = (rng.uniform(1 - strength, 1 + strength) for _ in range(3))
+    img = frame.astype(np.float32) * brightness
+    grey = img @ _LUMA
+    img = grey[..., None] + (img - grey[..., None]) * saturation
+    img = (img - grey.mean()) * contrast + grey.mean()
+    return np.clip(img, 0, 255).astype(np.uint8)
