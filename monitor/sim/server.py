@@ -162,7 +162,7 @@ class StandIn:
         self.world.set_offline(self._known(login), offline)
 
     def set_corrupt(self, login: str, fraction: float = 0.5) -> None:
-        """Garble that fraction of the TS packets of every segment served for a channel (0 = off)."""
+        """Garble that fraction of the TS packets of every segment served for a channel and its clips (0 = off)."""
         self.world.set_corrupt(self._known(login), fraction)
 
     def set_ad_break(self, login: str, seconds: float) -> None:
@@ -200,7 +200,12 @@ class StandIn:
         clip = self.world.clips[clip_id]
         channel = self.scenario.channel(clip.login)
         data = self.store.segment(channel, f"clip-{clip.index}", variant, index)  # type: ignore[arg-type]
-        return transport.shift_timestamps(data, PTS_BASE)
+        data = transport.shift_timestamps(data, PTS_BASE)
+        # The corrupt-segment fault covers a channel's clips too: a dataset build must survive it.
+        fraction = self.world.state(clip.login).corrupt
+        if not fraction:
+            return data
+        return transport.garble(data, fraction, seed=zlib.crc32(f"{clip_id}/{variant}/{index}".encode()))
 
     def live_still(self, login: str) -> bytes:
         """Return a live channel's thumbnail picture as a JPEG: a frame at most 12 s behind its edge.
