@@ -9,12 +9,12 @@ import pytest
 import torch
 from torch import nn
 
-from monitor.classify import Classifier
-from monitor.errors import DatasetError
+from monitor.classify import Classifier, build_model
+from monitor.errors import DatasetError, ModelError
 from monitor.models import ModelRegistry
 from trainer.augment import MAX_CUT, augment, shallow_crop
 from trainer.registry import save_model
-from trainer.train import Clip, evaluate, fit_temperature, train_classifier
+from trainer.train import MAX_RESTARTS, Clip, evaluate, fit_temperature, train_classifier
 
 
 @pytest.fixture(autouse=True)
@@ -81,6 +81,24 @@ def test_time_budget_stops_training_but_returns_a_model():
     assert len(result.history) == 1
     assert any("time budget" in line for line in lines)
     assert isinstance(result.model, nn.Module) and not result.model.training
+
+
+def test_dead_features_restart_then_fail_with_a_clear_error(tmp_path):
+    # Weights whose last Fire module can only output zeros: logits no longer depend on the frame.
+    model = build_model("squeezenet1_1", 3)
+    with torch.no_grad():
+        model.features[12].expand1x1.bias.fill_(-1e4)
+        model.features[12].expand3x3.bias.fill_(-1e4)
+    path = tmp_path / "dead.pt"
+    torch.save(model.state_dict(), path)
+    lines: list[str] = []
+    with pytest.raises(ModelError, match=r"ln\(3\)"):
+        train_classifier(
+            toy_clips(4, seed=5, frames=2), [], ["0", "1", "2"], arch="squeezenet1_1", pretrained=str(path),
+            segments=1, frames_per_segment=2, epochs=3, batch_size=2, learning_rate=1e-3, seed=0,
+            log=lines.append,
+        )
+    assert sum("restarting from scratch" in line for line in lines) == MAX_RESTARTS
 
 
 class MeanColour(nn.Module):

@@ -22,9 +22,13 @@ right, and it is what the clip-level prediction (and accuracy) is about.
 (at least one), so memory per step stays bounded whatever K*n is (SqueezeNet
 has no batch norm: small batches cost gradient noise, not statistics).
 AdamW, a 10-step linear warm-up, then cosine decay to zero. SqueezeNet from
-random init is touchy about the rate: on the 3-class toy problem of the tests
-1e-3 left one class unlearned in 2 of 3 seeds, 3e-4 learned every seed of 5
-within 4 epochs. Validation runs every epoch on
+random init (no batch norm) is touchy about the rate: on the 3-class toy
+problem of the tests 1e-3 left one class unlearned in 2 of 3 seeds, 3e-4
+learned every seed of 5 within 4 epochs; on the stand-in's 8 categories 1e-3
+killed every ReLU feeding the head within one epoch (the loss then sits at
+ln C for good, the same stall the head's removed ReLU caused). Such a
+collapse is detected (`_StallWatch`) and the run restarts with a third of the
+rate. Validation runs every epoch on
 test-mode samples, exactly as inference samples; training stops after
 `patience` epochs without a better validation clip accuracy (ties broken by
 lower validation loss), and the best epoch's weights are kept. Then one
@@ -40,6 +44,7 @@ import copy
 import math
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -56,6 +61,13 @@ from trainer.augment import augment
 LOG_EVERY = 10  # steps between progress lines
 PATIENCE = 3
 WARMUP_STEPS = 10
+MAX_RESTARTS = 2
+# Collapse: over STALL_WINDOW steps the frames' logits never spread more than STALL_RATIO of
+# their spread at the first step. Measured on the 3-class toy: healthy runs stay above 0.3,
+# collapsed ones (lr 1e-2) below 0.025; on the stand-in's 8 classes it caught lr 1e-3 at step 23
+# and let the 3.3e-4 restart run its 8 epochs.
+STALL_WINDOW = 10
+STALL_RATIO = 0.05
 WEIGHT_DECAY = 1e-4
 # A small validation set that is all right pulls T towards 0 (ever more confident): bound it.
 T_MIN, T_MAX = 0.25, 10.0
@@ -137,41 +149,102 @@ def train_classifier(
     patience: int = PATIENCE,
     log_every: int = LOG_EVERY,
 ) -> TrainResult:
-    """Train, early-stop on validation clip accuracy, keep the best weights, fit the temperature."""
+    """Train, early-stop on validation clip accuracy, keep the best weights, fit the temperature.
+
+    If every unit feeding the head dies (logits stop depending on the input,
+    the loss freezes at ln C), training restarts from scratch with a third
+    of the learning rate, at most MAX_RESTARTS times, then raises ModelError.
+    """
     _check_clips(train, classes, "training", allow_empty=False)
     _check_clips(val, classes, "validation", allow_empty=True)
     started = time.monotonic()
-    rng = random.Random(seed)
-    torch.manual_seed(seed)  # weight init and dropout
-    model = build_model(arch, len(classes), pretrained)
-    label_of = {c: i for i, c in enumerate(classes)}
     per_clip = segments * frames_per_segment
     clips_per_step = max(1, round(batch_size / per_clip))
-    steps_per_epoch = math.ceil(len(train) / clips_per_step)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=WEIGHT_DECAY)
-    schedule = _schedule(optimizer, epochs * steps_per_epoch)
+    run = _Run(
+        segments=segments, frames_per_segment=frames_per_segment, clips_per_step=clips_per_step,
+        steps=math.ceil(len(train) / clips_per_step), epochs=epochs, patience=patience,
+        label_of={c: i for i, c in enumerate(classes)}, log=log, log_every=log_every,
+        deadline=started + max_seconds if max_seconds else None,
+    )
     log(
         f"training {arch} ({pretrained}) on {len(train)} clips, validating on {len(val)}, {len(classes)} classes, "
-        f"K={segments} n={frames_per_segment}, {clips_per_step} clips/step, {steps_per_epoch} steps/epoch, "
+        f"K={segments} n={frames_per_segment}, {clips_per_step} clips/step, {run.steps} steps/epoch, "
         f"{torch.get_num_threads()} threads"
     )
+    rate = learning_rate
+    for attempt in range(MAX_RESTARTS + 1):
+        torch.manual_seed(seed + attempt)  # weight init and dropout
+        model = build_model(arch, len(classes), pretrained)
+        try:
+            history, best_epoch = _fit(model, train, val, rate, random.Random(seed + attempt), run)
+            break
+        except _FeaturesDied as exc:
+            if attempt == MAX_RESTARTS:
+                raise ModelError(
+                    f"training stalled at loss ln({len(classes)}) = {math.log(len(classes)):.4f}: {exc}, "
+                    f"also after {MAX_RESTARTS} restarts down to learning rate {rate:.1e}; "
+                    "lower train.learning_rate or check the pretrained weights"
+                ) from None
+            rate /= 3
+            log(f"{exc} (loss stuck at ln C): restarting from scratch with learning rate {rate:.1e}")
+    temperature, calibration = _calibrate(model, val, run)
+    train_seconds = time.monotonic() - started
+    result = TrainResult(
+        model=model, classes=list(classes), history=history, train_seconds=train_seconds,
+        temperature=temperature, metrics={}, arch=arch, segments=segments,
+        frames_per_segment=frames_per_segment, best_epoch=best_epoch,
+        config={"pretrained": pretrained, "epochs": epochs, "batch_size": batch_size,
+                "learning_rate": learning_rate, "final_learning_rate": rate, "restarts": attempt,
+                "seed": seed, "loss": "tsn-consensus-ce", "augment": "shallow-crop, downscale, colour; no flip"},
+    )
+    result.metrics = _final_metrics(result, train, val, calibration)
+    log(
+        f"done in {train_seconds:.0f}s: best epoch {best_epoch}, train accuracy "
+        f"{result.metrics['train_accuracy']:.3f}, val accuracy {result.metrics.get('val_accuracy', float('nan')):.3f}, "
+        f"temperature {temperature:.3f}"
+    )
+    return result
+
+
+@dataclass
+class _Run:
+    """The settings one training run passes down to its epochs."""
+
+    segments: int
+    frames_per_segment: int
+    clips_per_step: int
+    steps: int
+    epochs: int
+    patience: int
+    label_of: dict[str, int]
+    log: Callable[[str], None]
+    log_every: int
+    deadline: float | None
+
+
+class _FeaturesDied(Exception):
+    """Every unit feeding the head outputs zero for every input: no gradient can revive them."""
+
+
+def _fit(
+    model: nn.Module, train: list[Clip], val: list[Clip], learning_rate: float, rng: random.Random, run: _Run
+) -> tuple[list[dict], int]:
+    """Run the epochs with early stopping; leave the best epoch's weights in model (eval mode)."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=WEIGHT_DECAY)
+    schedule = _schedule(optimizer, run.epochs * run.steps)
     history: list[dict] = []
     best: tuple[float, float] | None = None
-    best_state: dict | None = None
-    best_epoch, stale = 0, 0
-    deadline = started + max_seconds if max_seconds else None
-    for epoch in range(1, epochs + 1):
+    best_state: dict = {}
+    best_epoch = stale = 0
+    stall = _StallWatch()
+    for epoch in range(1, run.epochs + 1):
         epoch_started = time.monotonic()
-        stats = _train_epoch(
-            model, optimizer, schedule, train, label_of, rng,
-            segments=segments, frames_per_segment=frames_per_segment, clips_per_step=clips_per_step,
-            epoch=epoch, epochs=epochs, log=log, log_every=log_every, deadline=deadline,
-        )
+        stats = _train_epoch(model, optimizer, schedule, train, rng, epoch, run, stall)
         interrupted = stats.pop("interrupted")
         row = {"epoch": epoch, **stats}
         if val:
-            val_logits = _clip_logits(model, val, segments, frames_per_segment)
-            row.update(_logit_metrics(val_logits, [label_of[c.label] for c in val], prefix="val_"))
+            val_logits = _clip_logits(model, val, run.segments, run.frames_per_segment)
+            row.update(_logit_metrics(val_logits, [run.label_of[c.label] for c in val], prefix="val_"))
         row["seconds"] = round(time.monotonic() - epoch_started, 2)
         history.append(row)
         score = (row["val_accuracy"], -row["val_loss"]) if val else (row["train_accuracy"], -row["loss"])
@@ -181,33 +254,16 @@ def train_classifier(
             best_state = copy.deepcopy(model.state_dict())
         else:
             stale += 1
-        log(_epoch_line(row, epochs, improved))
+        run.log(_epoch_line(row, run.epochs, improved))
         if interrupted:
-            log(f"time budget of {max_seconds:.0f}s reached in epoch {epoch}: stopping")
+            run.log(f"time budget reached in epoch {epoch}: stopping")
             break
-        if val and stale >= patience:
-            log(f"no better validation accuracy for {patience} epochs: stopping early")
+        if val and stale >= run.patience:
+            run.log(f"no better validation accuracy for {run.patience} epochs: stopping early")
             break
-    assert best_state is not None
     model.load_state_dict(best_state)
     model.eval()
-    temperature, calibration = _calibrate(model, val, label_of, segments, frames_per_segment, log)
-    train_seconds = time.monotonic() - started
-    result = TrainResult(
-        model=model, classes=list(classes), history=history, train_seconds=train_seconds,
-        temperature=temperature, metrics={}, arch=arch, segments=segments,
-        frames_per_segment=frames_per_segment, best_epoch=best_epoch,
-        config={"pretrained": pretrained, "epochs": epochs, "batch_size": batch_size,
-                "learning_rate": learning_rate, "seed": seed, "loss": "tsn-consensus-ce",
-                "augment": "shallow-crop, downscale, colour; no flip"},
-    )
-    result.metrics = _final_metrics(result, train, val, calibration)
-    log(
-        f"done in {train_seconds:.0f}s: best epoch {best_epoch}, train accuracy "
-        f"{result.metrics['train_accuracy']:.3f}, val accuracy {result.metrics.get('val_accuracy', float('nan')):.3f}, "
-        f"temperature {temperature:.3f}"
-    )
-    return result
+    return history, best_epoch
 
 
 def evaluate(classifier: Classifier, clips: list[Clip]) -> dict:
@@ -295,56 +351,76 @@ def _train_epoch(
     optimizer: torch.optim.Optimizer,
     schedule: torch.optim.lr_scheduler.LRScheduler,
     clips: list[Clip],
-    label_of: dict[str, int],
     rng: random.Random,
-    *,
-    segments: int,
-    frames_per_segment: int,
-    clips_per_step: int,
     epoch: int,
-    epochs: int,
-    log: Callable[[str], None],
-    log_every: int,
-    deadline: float | None,
+    run: _Run,
+    stall: _StallWatch,
 ) -> dict:
     """Run one epoch; return its mean loss, running train accuracy and whether the deadline cut it."""
     model.train()
     order = list(clips)
     rng.shuffle(order)
-    per_clip = segments * frames_per_segment
-    steps = math.ceil(len(order) / clips_per_step)
+    per_clip = run.segments * run.frames_per_segment
     loss_sum = correct = seen = 0.0
     interrupted = False
-    for step in range(steps):
-        batch = order[step * clips_per_step : (step + 1) * clips_per_step]
+    for step in range(run.steps):
+        batch = order[step * run.clips_per_step : (step + 1) * run.clips_per_step]
         frames = [
             augment(clip.frames[i], rng)
             for clip in batch
-            for i in sample_indices(len(clip.frames), segments, frames_per_segment, "train", rng)
+            for i in sample_indices(len(clip.frames), run.segments, run.frames_per_segment, "train", rng)
         ]
-        targets = torch.tensor([label_of[clip.label] for clip in batch])
-        logits = model(preprocess(frames)).view(len(batch), per_clip, -1).mean(dim=1)  # segmental consensus
+        targets = torch.tensor([run.label_of[clip.label] for clip in batch])
+        frame_logits = model(preprocess(frames))
+        logits = frame_logits.view(len(batch), per_clip, -1).mean(dim=1)  # segmental consensus
         loss = F.cross_entropy(logits, targets)
-        optimizer.zero_grad(set_to_none=True)
         if not torch.isfinite(loss):
             raise ModelError(
                 f"training diverged at epoch {epoch} step {step + 1} (loss {float(loss)}): lower train.learning_rate"
             )
+        if stall.collapsed(frame_logits):
+            raise _FeaturesDied(f"the features died by epoch {epoch} step {step + 1}")
+        optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         schedule.step()
         loss_sum += float(loss.detach()) * len(batch)
         correct += float((logits.argmax(dim=1) == targets).sum())
         seen += len(batch)
-        if log_every and (step + 1) % log_every == 0:
-            log(
-                f"epoch {epoch}/{epochs} step {step + 1}/{steps} loss {loss_sum / seen:.4f} "
+        if run.log_every and (step + 1) % run.log_every == 0:
+            run.log(
+                f"epoch {epoch}/{run.epochs} step {step + 1}/{run.steps} loss {loss_sum / seen:.4f} "
                 f"acc {correct / seen:.3f} lr {schedule.get_last_lr()[0]:.2e}"
             )
-        if deadline is not None and time.monotonic() > deadline:
+        if run.deadline is not None and time.monotonic() > run.deadline:
             interrupted = True
             break
     return {"loss": loss_sum / seen, "train_accuracy": correct / seen, "interrupted": interrupted}
+
+
+class _StallWatch:
+    """Spot collapsed features: frame logits that have stopped depending on the input.
+
+    When the ReLUs feeding the head (nearly) all die, every frame gets the
+    head's bias as logits, the loss freezes at ln C and almost no gradient
+    is left to revive them: the run is lost, only a restart helps.
+    """
+
+    def __init__(self) -> None:
+        self.reference: float | None = None
+        self.recent: deque[float] = deque(maxlen=STALL_WINDOW)
+
+    def collapsed(self, frame_logits: torch.Tensor) -> bool:
+        """Record one step's logits; tell whether the features have collapsed."""
+        if frame_logits.shape[0] < 2:  # one frame says nothing about input dependence
+            return False
+        logits = frame_logits.detach()
+        spread = float((logits - logits.mean(dim=0)).abs().max())
+        if self.reference is None:
+            self.reference = spread
+            return False
+        self.recent.append(spread)
+        return len(self.recent) == STALL_WINDOW and max(self.recent) < max(STALL_RATIO * self.reference, 1e-6)
 
 
 def _clip_logits(model: nn.Module, clips: list[Clip], segments: int, frames_per_segment: int) -> torch.Tensor:
@@ -407,20 +483,13 @@ def fit_temperature(logits: torch.Tensor, labels: Sequence[int]) -> float:
     return fitted
 
 
-def _calibrate(
-    model: nn.Module,
-    val: list[Clip],
-    label_of: dict[str, int],
-    segments: int,
-    frames_per_segment: int,
-    log: Callable[[str], None],
-) -> tuple[float, dict]:
+def _calibrate(model: nn.Module, val: list[Clip], run: _Run) -> tuple[float, dict]:
+    log = run.log
     if not val:
         log("no validation clips: temperature left at 1.0")
         return 1.0, {}
-    logits = _clip_logits(model, val, segments, frames_per_segment)
-    model.eval()
-    labels = [label_of[c.label] for c in val]
+    logits = _clip_logits(model, val, run.segments, run.frames_per_segment)
+    labels = [run.label_of[c.label] for c in val]
     temperature = fit_temperature(logits, labels)
     target = torch.tensor(labels)
     with torch.no_grad():
