@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--workdir", default="/tmp/twitchwatch-report")
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--minutes-per-setting", type=float, default=8.0)
+    parser.add_argument("--train-minutes", type=float, default=15.0)
     parser.add_argument("--fresh", action="store_true", help="delete the work directory first")
     parser.add_argument("--skip-experiment", action="store_true")
     args = parser.parse_args()
@@ -59,7 +60,8 @@ def main() -> None:
         common = ["--config", str(cfg)]
         times = {"db upgrade": timed("db upgrade", ["db", "upgrade", *common])}
         times["dataset build"] = timed("dataset build", ["dataset", "build", *common])
-        times["train"] = timed("train", ["train", "--json", "--epochs", str(args.epochs), *common])
+        times["train"] = timed("train", ["train", "--json", "--epochs", str(args.epochs),
+                                           "--max-minutes", str(args.train_minutes), *common])
         if not args.skip_experiment:
             times["experiment"] = timed("experiment", [
                 "experiment", "--epochs", str(args.epochs),

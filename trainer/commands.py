@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable
 
 from monitor.config import Config
@@ -22,6 +23,8 @@ def register(command: Command) -> None:
 
     train = command("train", "train a classifier on the dataset, evaluate, register and activate it", _cmd_train)
     train.add_argument("--epochs", type=int, default=None, help="training epochs (default: train.epochs)")
+    train.add_argument("--max-minutes", type=float, default=None, metavar="MINUTES",
+                       help="stop training after this long and keep the best epoch so far")
     train.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
     experiment = command("experiment", "rerun the report's K/n settings on the frozen test clips, with paired tests",
@@ -61,8 +64,12 @@ def _cmd_train(args: argparse.Namespace, cfg: Config) -> int:
     from trainer.pipeline import train_and_register
 
     _check_epochs("train", args.epochs)
-    say = (lambda line: None) if args.json else print
-    result = train_and_register(cfg, epochs=args.epochs, say=say)
+    if args.max_minutes is not None and args.max_minutes <= 0:
+        raise UsageError("twitchwatch train: --max-minutes must be positive")
+    # With --json, stdout carries only the JSON; progress goes to stderr (journald keeps both).
+    say = _stderr if args.json else print
+    max_seconds = args.max_minutes * 60 if args.max_minutes else None
+    result = train_and_register(cfg, epochs=args.epochs, say=say, max_seconds=max_seconds)
     if args.json:
         print(json.dumps(result, indent=2))
     return 0
@@ -124,3 +131,7 @@ def _cmd_demo(args: argparse.Namespace, cfg: Config) -> int:
     from trainer.demo import run_demo
 
     return run_demo(cfg, scenario=args.scenario, workdir=args.workdir, cycles=args.cycles, epochs=args.epochs)
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)

@@ -56,7 +56,7 @@ def demo_config(cfg: Config, sim: StandIn, scenario: Scenario, workdir: Path) ->
         monitor={"streams_per_category": per_category, "capture_seconds": 8, "segments": 4,
                  "frames_per_segment": 2},
         dataset={"streamers_per_category": 3 if small else 4, "clips_per_channel": 2},
-        train={"epochs": 6 if small else 5},
+        train={"epochs": 10 if small else 8},
     )
 
 
