@@ -6,12 +6,17 @@
     def test_something(database_url):       # runs twice: [sqlite] and [postgresql]
         store = Store(database_url)
 
+    def test_another_process(postgres_database_url):  # a database of its own; tests/conftest.py offers it
+        ...
+
 PostgreSQL comes from TWITCHWATCH_TEST_POSTGRES_URL (default
 postgresql+psycopg://postgres@127.0.0.1:5432/test). The session creates one
 throwaway database next to it (through the `postgres` database) and drops it
 at the end; each test gets its own schema in it, so tests never see each
-other's rows. When the server cannot be reached the PostgreSQL variants are
-skipped, saying what is needed; with CI set in the environment they fail.
+other's rows. A test that needs a database to itself (another process runs
+migrations on it, a table lock) takes `postgres_database_url` instead. When
+the server cannot be reached the PostgreSQL tests are skipped, saying what
+is needed; with CI set in the environment they fail.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -43,13 +49,16 @@ def _unreachable(url: URL, exc: Exception) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[URL]:
-    """Create a throwaway PostgreSQL database for this test session; drop it at the end."""
+@contextmanager
+def throwaway_database(prefix: str) -> Iterator[URL]:
+    """Create an empty PostgreSQL database beside the tests' one, yield its URL, drop it on exit.
+
+    Skips the test (fails it under CI) when the server cannot be reached.
+    """
     base = postgres_base_url()
     admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool,
                           connect_args={"connect_timeout": 5})
-    name = f"twitchwatch_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
@@ -59,9 +68,24 @@ def postgres_url() -> Iterator[URL]:
     try:
         yield base.set(database=name)
     finally:
+        # FORCE: connections a test (or a process it started) left open would block the DROP.
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[URL]:
+    """Create a throwaway PostgreSQL database for this test session; drop it at the end."""
+    with throwaway_database("twitchwatch_test") as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_database_url() -> Iterator[str]:
+    """Return the URL of a PostgreSQL database of this test's own, dropped after it."""
+    with throwaway_database("twitchwatch_own") as url:
+        yield url.render_as_string(hide_password=False)
 
 
 @pytest.fixture

@@ -18,14 +18,6 @@ from monitor.errors import ModelError
 IMAGENET_FILES = {"squeezenet1_0": "squeezenet1_0-b66bff10.pth", "squeezenet1_1": "squeezenet1_1-b8a52dc0.pth"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture
 def no_download(monkeypatch):
     """Make any download attempt fail as it does on a machine without network."""

@@ -272,10 +272,7 @@ def test_cycles_never_overlap_when_one_outlasts_the_interval(runtimes):
     assert max(overlaps) == 1
 
 
-def test_sighup_with_a_broken_config_keeps_the_old_and_a_good_one_rebuilds(tmp_path, runtimes, caplog, monkeypatch):
-    for var in list(os.environ):
-        if var.startswith(("TWITCHWATCH_", "TWITCH_")):
-            monkeypatch.delenv(var)
+def test_sighup_with_a_broken_config_keeps_the_old_and_a_good_one_rebuilds(tmp_path, runtimes, caplog, clean_environ):
     port = free_port()
     path = tmp_path / "twitchwatch.toml"
 
@@ -315,10 +312,7 @@ def test_sighup_with_a_broken_config_keeps_the_old_and_a_good_one_rebuilds(tmp_p
     assert "not valid TOML" in kept[0] and "monitor.streams_per_category must be positive" in kept[1]
 
 
-def test_a_failing_rebuild_after_sighup_keeps_the_running_runtime(tmp_path, runtimes, caplog, monkeypatch):
-    for var in list(os.environ):
-        if var.startswith(("TWITCHWATCH_", "TWITCH_")):
-            monkeypatch.delenv(var)
+def test_a_failing_rebuild_after_sighup_keeps_the_running_runtime(tmp_path, runtimes, caplog, clean_environ):
     port = free_port()
     path = tmp_path / "twitchwatch.toml"
     path.write_text(f"[monitor]\ninterval_seconds = 1\nmetrics_port = {port}\n")
@@ -480,7 +474,6 @@ except ImportError as exc:  # the cycle, stand-in or registry are not in this tr
     _PROCESS_SKIP = f"the real cycle cannot run yet: {exc}"
 
 needs_cycle = pytest.mark.skipif(bool(_PROCESS_SKIP), reason=_PROCESS_SKIP or "-")
-PG_URL = os.environ.get("TWITCHWATCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 def activate_untrained_model(data_dir, classes) -> str:
@@ -612,29 +605,6 @@ def test_daemon_process_cycles_counts_a_failing_job_keeps_config_on_bad_sighup_a
     assert "Traceback" not in log
 
 
-@pytest.fixture
-def postgres_db():
-    """A fresh PostgreSQL database for one test, dropped afterwards."""
-    import uuid
-
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    base = make_url(PG_URL)
-    name = f"twitchwatch_daemon_{uuid.uuid4().hex[:12]}"
-    admin_dsn = base.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
-    try:
-        admin = psycopg.connect(admin_dsn, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable at {base.render_as_string()}: {exc}")
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        admin.close()
-
-
 HANG_SCRIPT = """
 import logging, sys
 from monitor.config import load_config
@@ -650,23 +620,23 @@ sys.exit(run_daemon(load_config(sys.argv[1]), sys.argv[1], stall_seconds=float(s
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_daemon_process_stops_the_watchdog_on_a_database_hang_and_abandons_it_on_sigterm(
-        standin, tmp_path, postgres_db):
+        standin, tmp_path, postgres_database_url):
     """A lock held on the observations table hangs every check in its commit, for real."""
     import psycopg
     from sqlalchemy.engine import make_url
 
     from monitor.store import Store
 
-    Store(postgres_db).upgrade()
+    Store(postgres_database_url).upgrade()
     activate_untrained_model(tmp_path / "data", [c.id for c in small_scenario().categories])
-    cfg_path, port = daemon_config(standin, tmp_path, postgres_db, stop_timeout_seconds=3.0)
+    cfg_path, port = daemon_config(standin, tmp_path, postgres_database_url, stop_timeout_seconds=3.0)
     script = tmp_path / "hang_daemon.py"
     script.write_text(HANG_SCRIPT)
     notify = NotifySocket(str(tmp_path / "notify.sock"))
     # The stall bound is lowered from its production value (minutes) so the test takes seconds.
     proc, log_path = start([str(script), str(cfg_path), "3"], tmp_path, notify.sock.getsockname(),
                            WATCHDOG_USEC="400000")
-    dsn = make_url(postgres_db).set(drivername="postgresql").render_as_string(hide_password=False)
+    dsn = make_url(postgres_database_url).set(drivername="postgresql").render_as_string(hide_password=False)
     locker = psycopg.connect(dsn)
     try:
         wait_for(lambda: counter(scrape_or_empty(port), "twitchwatch_cycles_total", result="ok") >= 1
@@ -694,7 +664,7 @@ def test_daemon_process_stops_the_watchdog_on_a_database_hang_and_abandons_it_on
         locker.close()
         stop_process(proc)
         notify.close()
-    with Store(postgres_db) as store:
+    with Store(postgres_database_url) as store:
         with store.engine.connect() as conn:
             rows = conn.exec_driver_sql("SELECT count(*) FROM observations").scalar_one()
     # What was committed before the hang stays; the abandoned checks left nothing half-written.

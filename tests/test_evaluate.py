@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +14,7 @@ from monitor.errors import DatasetError
 from monitor.frames import sample_indices
 from trainer.evaluate import (
     ECE_BINS,
+    Clip,
     confusion_matrix,
     discordant_pairs,
     evaluate_model,
@@ -19,16 +22,6 @@ from trainer.evaluate import (
     mcnemar_p,
     per_class_metrics,
 )
-from trainer.train import Clip, evaluate
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 # -- expected calibration error ------------------------------------------------------------------
 
@@ -150,16 +143,51 @@ def classifier(temperature: float) -> Classifier:
                                  frames_per_segment=2)
 
 
+def daemon_metrics(clf: Classifier, clips: list[Clip]) -> dict:
+    """Score each clip's test-mode sample with Classifier.score, as the daemon does, and count the outcomes."""
+    confusion = [[0] * len(clf.classes) for _ in clf.classes]
+    frame_hits = frames = 0
+    nll = 0.0
+    for clip in clips:
+        idx = sample_indices(len(clip.frames), clf.segments, clf.frames_per_segment, "test")
+        scored = clf.score([clip.frames[i] for i in idx])
+        truth = clf.classes.index(clip.label)
+        confusion[truth][clf.classes.index(scored.top()[0])] += 1
+        frame_hits += int((scored.frame_probs.argmax(axis=1) == truth).sum())
+        frames += len(scored.frame_probs)
+        nll -= math.log(scored.scores[clip.label])
+    right = sum(confusion[i][i] for i in range(len(clf.classes)))
+    return {"clips": len(clips), "frames": frames, "clip_accuracy": right / len(clips),
+            "frame_accuracy": frame_hits / frames, "nll": nll / len(clips), "confusion": confusion}
+
+
 @pytest.mark.parametrize("temperature", [1.0, 2.5])
-def test_evaluation_agrees_with_the_trainers_evaluate(temperature):
+def test_evaluation_agrees_with_how_the_daemon_scores(temperature):
     clf = classifier(temperature)
     ours = evaluate_model(clf, CLIPS).to_json()
-    theirs = evaluate(clf, CLIPS)
-    for key in ("clips", "frames", "clip_accuracy", "frame_accuracy", "confusion", "per_class", "classes"):
+    theirs = daemon_metrics(clf, CLIPS)
+    for key in ("clips", "frames", "clip_accuracy", "frame_accuracy", "confusion"):
         assert ours[key] == theirs[key], key
     assert ours["nll"] == pytest.approx(theirs["nll"], rel=1e-5)
     assert ours["confusion"][1][2] >= 1  # the all-blue "g" clip is called "b"
     assert 0 < ours["clip_accuracy"] < 1 and 0 < ours["frame_accuracy"] < 1
+
+
+def test_summary_counts_clips_and_frames_per_class():
+    clf = Classifier.from_model(MeanColour(), ["r", "g", "b"], segments=2, frames_per_segment=2)
+    clips = [mixed_clip("1", "r", [RED] * 5), mixed_clip("2", "r", [RED] * 5), mixed_clip("3", "g", [GREEN] * 5),
+             mixed_clip("4", "g", [BLUE] * 5)]  # the last one is predicted "b"
+    evaluation = evaluate_model(clf, clips)
+    summary = evaluation.summary()
+    assert summary["confusion"] == [[2, 0, 0], [0, 1, 1], [0, 0, 0]]
+    assert summary["clip_accuracy"] == summary["frame_accuracy"] == 0.75
+    assert summary["frames"] == 16
+    assert summary["per_class"]["g"] == {"precision": 1.0, "recall": 0.5, "support": 2}
+    assert summary["per_class"]["b"] == {"precision": 0.0, "recall": 0.0, "support": 0}
+    # The summary is what the trainer keeps for validation; the full record adds calibration and clips.
+    assert summary.keys() == {"clips", "frames", "clip_accuracy", "frame_accuracy", "nll", "per_class",
+                              "confusion", "classes"}
+    assert evaluation.to_json().items() >= summary.items()
 
 
 def test_per_clip_confidence_is_the_daemons_confidence():

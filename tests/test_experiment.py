@@ -5,28 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
-import test_retrain
-import torch
-from test_retrain import toy_config, write_toy_dataset
+from toydata import toy_config, write_toy_dataset
 
 from monitor.models import ModelRegistry
 from trainer.experiment import REPORT_SETTINGS, ExperimentReport, paired_tests, wilson_interval
 
-# The CLI fixtures live with the retrain tests; naming them here makes pytest offer them to this module.
-cli_env = test_retrain.cli_env
-cli = test_retrain.cli
-
 TABLE_FIELDS = {"setting", "segments", "frames_per_segment", "model_id", "train_frame_accuracy", "train_accuracy",
                 "test_frame_accuracy", "test_accuracy", "report_test_accuracy", "report_train_accuracy",
                 "test_accuracy_ci95", "epochs_run"}
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_the_settings_are_the_reports():

@@ -18,14 +18,6 @@ from trainer.registry import activate, save_model
 CLASSES = ["21779", "509658", "33214"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def card(**extra) -> dict:
     return {
         "arch": "squeezenet1_1",

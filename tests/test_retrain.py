@@ -1,107 +1,30 @@
 """Retrain: the promotion rule, champion against challenger on real model files, and the CLI end to end.
 
-The CLI tests build a tiny dataset directory through trainer.dataset's own
-store (three clearly different synthetic scenes, 5 channels per class, one
-per class frozen in test) instead of downloading clips: training on it takes
-seconds and a model trained for 4 epochs beats an untrained one.
+The CLI tests train on the toy dataset of tests/toydata.py instead of
+downloaded clips: training on it takes seconds and a model trained for 4
+epochs beats an untrained one.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-from importlib.metadata import entry_points
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from cli_helpers import run_cli, write_config
+from cli_helpers import run_cli
+from toydata import CLASSES, toy_config, toy_frame, write_toy_dataset
 
 from monitor.classify import build_model
 from monitor.errors import DatasetError, ModelError
 from monitor.models import ModelRegistry
-from trainer.dataset import Dataset, DatasetStore
+from trainer.dataset import Dataset
 from trainer.registry import save_model
 from trainer.retrain import Standing, check_comparable, compare_and_promote, promotion_decision
 from trainer.train import Clip
 
-CLASSES = ("21779", "509658", "33214")
 INTERFACE_KEYS = {"model_id", "promoted", "test_accuracy", "test_frame_accuracy", "train_accuracy", "classes"}
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-# -- helpers shared with test_experiment -------------------------------------------------------
-
-
-def toy_frame(kind: int, rs: np.random.Generator) -> np.ndarray:
-    """Return a noisy frame of one of three clearly different scenes."""
-    h, w = 72, 128
-    img = rs.integers(0, 40, (h, w, 3), dtype=np.uint8)
-    if kind == 0:
-        img[..., 0] += 180
-    elif kind == 1:
-        img[:, ::16, 1] = img[:, 1::16, 1] = 230
-    else:
-        yy, xx = np.mgrid[:h, :w]
-        img[(yy // 12 + xx // 12) % 2 == 1] = (40, 40, 220)
-    return img
-
-
-def write_toy_dataset(data_dir: Path, classes=CLASSES, channels: int = 5, test_channels: int = 1,
-                      frames: int = 4, seed: int = 0) -> None:
-    """Write a built dataset (clips, manifest, frozen split) with one clip per channel."""
-    store = DatasetStore(data_dir)
-    rs = np.random.default_rng(seed)
-    sides: dict[str, str] = {}
-    test_clips: list[str] = []
-    digest = hashlib.sha256()
-    for kind, category in enumerate(classes):
-        for c in range(channels):
-            channel, clip_id = f"{category}-ch{c}", f"clip-{category}-{c}"
-            record = {"clip_id": clip_id, "channel_id": channel, "channel_login": f"toy{category}x{c}",
-                      "category": category, "status": "ok", "frames": frames}
-            rows = store.commit_clip(record, [toy_frame(kind, rs) for _ in range(frames)], list(range(frames)))
-            sides[channel] = "test" if c < test_channels else "train"
-            if c < test_channels:
-                test_clips.append(clip_id)
-                for row in rows:
-                    digest.update(f"{clip_id}:{row['position']}:{row['sha256']}\n".encode())
-    store.write_split({"seed": seed, "test_fraction": 0.25, "channels": sides, "test_clips": sorted(test_clips),
-                       "test_hash": digest.hexdigest()})
-
-
-def entry_point_env(where: Path) -> dict[str, str]:
-    """Return env for run_cli that exposes the trainer's subcommands when the project is not pip-installed.
-
-    The CLI finds `train`, `retrain`, ... through the `twitchwatch.commands`
-    entry point, which only an install (CI's `pip install -e .`) registers; a
-    bare checkout gets the same entry point from a minimal dist-info here.
-    """
-    if any(e.name == "trainer" for e in entry_points(group="twitchwatch.commands")):
-        return {}
-    info = where / "twitchwatch-0.0.0.dist-info"
-    info.mkdir(parents=True, exist_ok=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: twitchwatch\nVersion: 0.0.0\n")
-    (info / "entry_points.txt").write_text("[twitchwatch.commands]\ntrainer = trainer.commands:register\n")
-    return {"PYTHONPATH": os.pathsep.join(p for p in (str(where), os.environ.get("PYTHONPATH", "")) if p)}
-
-
-def toy_config(path: Path, data_dir: Path) -> Path:
-    return write_config(path, {
-        "storage": {"database_url": f"sqlite:///{path.parent / 'tw.db'}", "data_dir": str(data_dir)},
-        "model": {"pretrained": "none"},
-        "monitor": {"segments": 2, "frames_per_segment": 1},
-        "train": {"epochs": 4, "learning_rate": 3e-4, "batch_size": 4, "seed": 0},
-    })
 
 
 # -- the promotion rule --------------------------------------------------------------------------
@@ -231,39 +154,6 @@ def test_a_champion_tested_on_another_test_set_is_not_compared(tmp_path):
 # -- the CLI -----------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def cli_env(tmp_path_factory) -> dict[str, str]:
-    return entry_point_env(tmp_path_factory.mktemp("entry-point"))
-
-
-@pytest.fixture
-def cli(cli_env, monkeypatch, capsys):
-    """Run `twitchwatch ARGS...` in this process (monitor.cli.main): returns (exit code, stdout, stderr).
-
-    In-process because each fresh interpreter spends seconds importing torch;
-    the parser, the entry-point lookup and the error-to-exit-code mapping are
-    the real ones. The environment is cleaned as cli_helpers.run_cli does.
-    """
-    from monitor.cli import main
-
-    for var in list(os.environ):
-        if var.startswith(("TWITCHWATCH_", "TWITCH_")):
-            monkeypatch.delenv(var)
-    if cli_env:
-        monkeypatch.syspath_prepend(cli_env["PYTHONPATH"].split(os.pathsep)[0])
-
-    def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-        with monkeypatch.context() as m:
-            for key, value in (env or {}).items():
-                m.setenv(key, value)
-            capsys.readouterr()
-            code = main(list(args))
-            out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
-
 @pytest.mark.slow
 def test_train_then_retrain_keeps_the_better_model_active(tmp_path, cli):
     data_dir = tmp_path / "data"
@@ -307,10 +197,10 @@ def test_train_then_retrain_keeps_the_better_model_active(tmp_path, cli):
     assert registry.active_id() == promoted["model_id"]
 
 
-def test_train_without_a_dataset_exits_1_saying_which_command_to_run(tmp_path, cli_env):
+def test_train_without_a_dataset_exits_1_saying_which_command_to_run(tmp_path):
     # A real process once: exit status and a single stderr line are what a shell sees.
     cfg = str(toy_config(tmp_path / "c.toml", tmp_path / "data"))
-    result = run_cli("train", "--json", "--config", cfg, env=cli_env)
+    result = run_cli("train", "--json", "--config", cfg)
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert "run `twitchwatch dataset build` first" in result.stderr

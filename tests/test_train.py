@@ -1,4 +1,4 @@
-"""TSN training from scratch, evaluation metrics, temperature fitting, and the training augmentations."""
+"""TSN training from scratch, its metrics, temperature fitting, and the training augmentations."""
 
 from __future__ import annotations
 
@@ -8,35 +8,15 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from toydata import toy_frame
 
-from monitor.classify import Classifier, build_model
+from monitor.classify import build_model
 from monitor.errors import DatasetError, ModelError
 from monitor.models import ModelRegistry
 from trainer.augment import MAX_CUT, augment, shallow_crop
+from trainer.evaluate import evaluate_model
 from trainer.registry import save_model
-from trainer.train import MAX_RESTARTS, Clip, evaluate, fit_temperature, train_classifier
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def toy_frame(cls: int, rs: np.random.Generator) -> np.ndarray:
-    """Return a noisy frame of one of three clearly different scenes."""
-    h, w = 72, 128
-    img = rs.integers(0, 40, (h, w, 3), dtype=np.uint8)
-    if cls == 0:
-        img[..., 0] += 180  # red
-    elif cls == 1:
-        img[:, ::16, 1] = img[:, 1::16, 1] = 230  # green stripes
-    else:
-        yy, xx = np.mgrid[:h, :w]
-        img[(yy // 12 + xx // 12) % 2 == 1] = (40, 40, 220)  # blue checkerboard
-    return img
+from trainer.train import MAX_RESTARTS, Clip, fit_temperature, train_classifier
 
 
 def toy_clips(per_class: int, seed: int, frames: int = 6) -> list[Clip]:
@@ -68,7 +48,7 @@ def test_training_learns_three_clearly_different_scenes_from_scratch(tmp_path):
     model_id = save_model(tmp_path, result.model, result.card(dataset_hash="toy"))
     reloaded = ModelRegistry(tmp_path).load(model_id)
     assert reloaded.temperature == pytest.approx(result.temperature)
-    assert evaluate(reloaded, toy_clips(2, seed=2))["confusion"] == val["confusion"]
+    assert evaluate_model(reloaded, toy_clips(2, seed=2)).confusion() == val["confusion"]
 
 
 def test_time_budget_stops_training_but_returns_a_model():
@@ -101,34 +81,8 @@ def test_dead_features_restart_then_fail_with_a_clear_error(tmp_path):
     assert sum("restarting from scratch" in line for line in lines) == MAX_RESTARTS
 
 
-class MeanColour(nn.Module):
-    """A fixed 'model' whose logits are the mean of each (normalised) colour channel."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.mean(dim=(2, 3)) * 10
-
-
 def colour_clip(clip_id: str, label: str, rgb: tuple[int, int, int]) -> Clip:
     return Clip(clip_id, label, "ch", [np.full((30, 40, 3), rgb, np.uint8) for _ in range(5)])
-
-
-def test_evaluate_reports_clip_and_frame_accuracy_and_the_confusion_matrix():
-    clf = Classifier.from_model(MeanColour(), ["r", "g", "b"], segments=2, frames_per_segment=2)
-    red, green, blue = (220, 20, 20), (20, 220, 20), (20, 20, 220)
-    clips = [colour_clip("1", "r", red), colour_clip("2", "r", red), colour_clip("3", "g", green),
-             colour_clip("4", "g", blue)]  # the last one is predicted "b"
-    metrics = evaluate(clf, clips)
-    assert metrics["confusion"] == [[2, 0, 0], [0, 1, 1], [0, 0, 0]]
-    assert metrics["clip_accuracy"] == metrics["frame_accuracy"] == 0.75
-    assert metrics["frames"] == 16
-    assert metrics["per_class"]["g"] == {"precision": 1.0, "recall": 0.5, "support": 2}
-    assert metrics["per_class"]["b"] == {"precision": 0.0, "recall": 0.0, "support": 0}
-
-
-def test_evaluate_refuses_labels_the_model_does_not_know():
-    clf = Classifier.from_model(MeanColour(), ["r", "g", "b"], segments=1, frames_per_segment=1)
-    with pytest.raises(DatasetError, match="'x'"):
-        evaluate(clf, [colour_clip("1", "x", (1, 2, 3))])
 
 
 @pytest.mark.parametrize(

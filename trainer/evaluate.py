@@ -34,10 +34,19 @@ import torch
 from monitor.classify import Classifier
 from monitor.errors import DatasetError
 from monitor.frames import sample_indices
-from trainer.train import Clip
 
 ECE_BINS = 15
-_NLL_FLOOR = 1e-12  # as trainer.train.evaluate: a zero probability costs 27.6 nats, not infinity
+_NLL_FLOOR = 1e-12  # a zero probability costs 27.6 nats, not infinity
+
+
+@dataclass
+class Clip:
+    """One training or evaluation clip: its label and candidate frames in time order."""
+
+    clip_id: str
+    label: str
+    channel: str
+    frames: list[np.ndarray]  # RGB uint8 HxWx3, e.g. every frame or a few per segment
 
 
 @dataclass
@@ -111,8 +120,8 @@ class Evaluation:
         """Return clip id -> whether the consensus was right (for paired tests)."""
         return {o.clip_id: o.correct for o in self.outcomes}
 
-    def to_json(self) -> dict:
-        """Return the metrics as JSON values: the keys of trainer.train.evaluate, plus calibration and per clip."""
+    def summary(self) -> dict:
+        """Return accuracy at clip and frame level, NLL, per class and the confusion matrix as JSON values."""
         confusion = self.confusion()
         return {
             "clips": self.clips,
@@ -120,14 +129,20 @@ class Evaluation:
             "clip_accuracy": self.clip_accuracy,
             "frame_accuracy": self.frame_accuracy,
             "nll": self.nll,
+            "per_class": per_class_metrics(confusion, self.classes),
+            "confusion": confusion,
+            "classes": list(self.classes),
+        }
+
+    def to_json(self) -> dict:
+        """Return the summary plus calibration (NLL and ECE at T = 1 and at T) and one row per clip."""
+        return {
+            **self.summary(),
             "nll_before": self.nll_before,
             "ece_before": self.ece_before,
             "ece_after": self.ece_after,
             "ece_bins": ECE_BINS,
             "temperature": self.temperature,
-            "per_class": per_class_metrics(confusion, self.classes),
-            "confusion": confusion,
-            "classes": list(self.classes),
             "per_clip": [
                 {"clip_id": o.clip_id, "label": o.label, "predicted": o.predicted,
                  "confidence": round(o.confidence, 6), "correct": o.correct}

@@ -48,7 +48,6 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -57,6 +56,7 @@ from monitor.classify import Classifier, build_model
 from monitor.errors import DatasetError, ModelError
 from monitor.frames import PREPROCESSING, preprocess, sample_indices
 from trainer.augment import augment
+from trainer.evaluate import Clip, evaluate_model  # Clip lives there: no import cycle
 
 LOG_EVERY = 10  # steps between progress lines
 PATIENCE = 3
@@ -71,16 +71,6 @@ STALL_RATIO = 0.05
 WEIGHT_DECAY = 1e-4
 # A small validation set that is all right pulls T towards 0 (ever more confident): bound it.
 T_MIN, T_MAX = 0.25, 10.0
-
-
-@dataclass
-class Clip:
-    """One training or evaluation clip: its label and candidate frames in time order."""
-
-    clip_id: str
-    label: str
-    channel: str
-    frames: list[np.ndarray]  # RGB uint8 HxWx3, e.g. every frame or a few per segment
 
 
 @dataclass
@@ -264,56 +254,6 @@ def _fit(
     model.load_state_dict(best_state)
     model.eval()
     return history, best_epoch
-
-
-def evaluate(classifier: Classifier, clips: list[Clip]) -> dict:
-    """Score clips as inference does (test-mode sampling) and return frame- and clip-level metrics.
-
-    Returns clip_accuracy (consensus), frame_accuracy, nll (clip level),
-    per_class precision/recall/support (clip level), and confusion: a list
-    of lists, rows the true class and columns the predicted one, both in
-    `classifier.classes` order.
-    """
-    _check_clips(clips, classifier.classes, "evaluation", allow_empty=False)
-    index = {c: i for i, c in enumerate(classifier.classes)}
-    size = len(classifier.classes)
-    confusion = [[0] * size for _ in range(size)]
-    frame_hits = frame_count = 0
-    nll = 0.0
-    for clip in clips:
-        idx = sample_indices(len(clip.frames), classifier.segments, classifier.frames_per_segment, "test")
-        result = classifier.score([clip.frames[i] for i in idx])
-        truth = index[clip.label]
-        probs = np.array([result.scores[c] for c in classifier.classes])
-        confusion[truth][int(probs.argmax())] += 1
-        frame_hits += int((result.frame_probs.argmax(axis=1) == truth).sum())
-        frame_count += len(result.frame_probs)
-        nll -= math.log(max(float(probs[truth]), 1e-12))
-    return {
-        "clips": len(clips),
-        "frames": frame_count,
-        "clip_accuracy": sum(confusion[i][i] for i in range(size)) / len(clips),
-        "frame_accuracy": frame_hits / frame_count,
-        "nll": nll / len(clips),
-        "per_class": _per_class(confusion, classifier.classes),
-        "confusion": confusion,
-        "classes": list(classifier.classes),
-    }
-
-
-def _per_class(confusion: list[list[int]], classes: Sequence[str]) -> dict[str, dict]:
-    """Return clip-level precision, recall and support per class (0.0 where undefined)."""
-    out = {}
-    for i, name in enumerate(classes):
-        hits = confusion[i][i]
-        predicted = sum(row[i] for row in confusion)
-        support = sum(confusion[i])
-        out[name] = {
-            "precision": hits / predicted if predicted else 0.0,
-            "recall": hits / support if support else 0.0,
-            "support": support,
-        }
-    return out
 
 
 def _check_clips(clips: Sequence[Clip], classes: Sequence[str], what: str, *, allow_empty: bool) -> None:
@@ -501,19 +441,19 @@ def _calibrate(model: nn.Module, val: list[Clip], run: _Run) -> tuple[float, dic
 
 def _final_metrics(result: TrainResult, train: list[Clip], val: list[Clip], calibration: dict) -> dict:
     clf = result.classifier()
-    on_train = evaluate(clf, train)
+    on_train = evaluate_model(clf, train)
     metrics = {
-        "train_accuracy": on_train["clip_accuracy"],
-        "train_frame_accuracy": on_train["frame_accuracy"],
+        "train_accuracy": on_train.clip_accuracy,
+        "train_frame_accuracy": on_train.frame_accuracy,
         "best_epoch": result.best_epoch,
         "epochs_run": len(result.history),
         "temperature": result.temperature,
         **calibration,
     }
     if val:
-        on_val = evaluate(clf, val)
+        on_val = evaluate_model(clf, val)
         metrics.update(
-            val_accuracy=on_val["clip_accuracy"], val_frame_accuracy=on_val["frame_accuracy"], val=on_val
+            val_accuracy=on_val.clip_accuracy, val_frame_accuracy=on_val.frame_accuracy, val=on_val.summary()
         )
     return metrics
 

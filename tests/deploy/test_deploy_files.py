@@ -291,19 +291,19 @@ def test_open_flags_table_sql_runs_on_the_real_schema_sqlite(tmp_path):
 
 
 @pytest.mark.postgres
-def test_dashboard_sql_runs_on_the_real_schema_postgres(postgres_url):
+def test_dashboard_sql_runs_on_the_real_schema_postgres(postgres_database_url):
     from sqlalchemy import text
 
     from monitor.store import Store
 
-    seed_flags(postgres_url)
-    rows = open_flags_rows(postgres_url)
+    seed_flags(postgres_database_url)
+    rows = open_flags_rows(postgres_database_url)
     assert sorted((r["channel"], r["declared"], r["on_screen"]) for r in rows) == [
         ("login1", "Just Chatting", "Fortnite"), ("login2", "Just Chatting", "gameplay")]
     now = datetime.now(UTC)
     sql = expand_grafana_macros(dashboard_sql(dashboard())["Flags opened per day (database)"],
                                 now - timedelta(days=2), now + timedelta(minutes=1))
-    with Store(postgres_url) as store, store.engine.connect() as conn:
+    with Store(postgres_database_url) as store, store.engine.connect() as conn:
         per_day = [dict(r._mapping) for r in conn.execute(text(sql))]
     # Three flags opened today (one closed since), all declaring Just Chatting.
     assert [(r["metric"], r["value"]) for r in per_day] == [("Just Chatting", 3)]
