@@ -103,7 +103,7 @@ def _setup_logging(debug: bool) -> None:
     )
     if not debug:
         # streamlink and urllib3 are chatty at INFO; their failures reach us as exceptions.
-        for name in ("streamlink", "urllib3", "apscheduler.executors", "alembic"):
+        for name in ("streamlink", "urllib3", "apscheduler.executors", "alembic", "matplotlib"):
             logging.getLogger(name).setLevel(logging.WARNING)
 
 

@@ -45,7 +45,9 @@ def register(command: Command) -> None:
     models.add_argument("--json", action="store_true", help="print the list as JSON")
 
     demo = command("demo", "the whole loop on this machine against a local Twitch stand-in", _cmd_demo)
-    demo.add_argument("--scenario", default="default", help="stand-in scenario: default, small, or a JSON file")
+    demo.add_argument("--scenario", default="small",
+                      help="stand-in scenario: small (3 categories, a few minutes), default (the report's 8 "
+                           "categories, 85 channels: longer), or a JSON file")
     demo.add_argument("--workdir", default="twitchwatch-demo", help="where the demo's database, dataset and models go")
     demo.add_argument("--cycles", type=int, default=None, help="poll cycles to run (default: monitor.confirmations)")
     demo.add_argument("--epochs", type=int, default=None, help="training epochs (default: sized to the scenario)")

@@ -60,7 +60,7 @@ def demo_config(cfg: Config, sim: StandIn, scenario: Scenario, workdir: Path) ->
     )
 
 
-def run_demo(cfg: Config, *, scenario: str = "default", workdir: str = "twitchwatch-demo",
+def run_demo(cfg: Config, *, scenario: str = "small", workdir: str = "twitchwatch-demo",
              cycles: int | None = None, epochs: int | None = None) -> int:
     say = _Say()
     chosen = load_scenario(scenario)

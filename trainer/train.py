@@ -30,8 +30,9 @@ ln C for good, the same stall the head's removed ReLU caused). Such a
 collapse is detected (`_StallWatch`) and the run restarts with a third of the
 rate. Validation runs every epoch on
 test-mode samples, exactly as inference samples; training stops after
-`patience` epochs without a better validation clip accuracy (ties broken by
-lower validation loss), and the best epoch's weights are kept. Then one
+`patience` epochs in which neither the validation clip accuracy nor the
+validation loss improved, and the epoch with the best accuracy (ties broken
+by lower validation loss) gives the weights kept. Then one
 temperature is fitted on the validation clips (LBFGS on the clip-level NLL
 of the averaged probabilities, the quantity `Classifier.score` reports).
 Without validation clips the best epoch is chosen on training accuracy and loss, and T = 1.
@@ -226,6 +227,7 @@ def _fit(
     best: tuple[float, float] | None = None
     best_state: dict = {}
     best_epoch = stale = 0
+    lowest_val_loss = math.inf
     stall = _StallWatch()
     for epoch in range(1, run.epochs + 1):
         epoch_started = time.monotonic()
@@ -242,14 +244,20 @@ def _fit(
         if improved:
             best, best_epoch, stale = score, epoch, 0
             best_state = copy.deepcopy(model.state_dict())
+        elif val and row["val_loss"] < lowest_val_loss:
+            # From scratch, accuracy on a few validation clips plateaus for epochs
+            # while the loss still falls: that is progress, not a reason to stop.
+            stale = 0
         else:
             stale += 1
+        if val:
+            lowest_val_loss = min(lowest_val_loss, row["val_loss"])
         run.log(_epoch_line(row, run.epochs, improved))
         if interrupted:
             run.log(f"time budget reached in epoch {epoch}: stopping")
             break
         if val and stale >= run.patience:
-            run.log(f"no better validation accuracy for {run.patience} epochs: stopping early")
+            run.log(f"no better validation accuracy or loss for {run.patience} epochs: stopping early")
             break
     model.load_state_dict(best_state)
     model.eval()
