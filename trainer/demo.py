@@ -17,7 +17,7 @@ from pathlib import Path
 from monitor.config import Config, replace
 from monitor.cycle import Runtime, run_cycle
 from monitor.helix import HelixClient
-from monitor.sim import Scenario, StandIn, default_scenario, small_scenario
+from monitor.sim import Scenario, StandIn, load_scenario
 from monitor.store import Store
 from trainer.dataset import build_dataset
 from trainer.pipeline import train_and_register
@@ -31,14 +31,6 @@ class _Say:
 
     def __call__(self, line: str) -> None:
         print(f"[{time.monotonic() - self.started:6.1f}s] {line}", flush=True)
-
-
-def load_scenario(name: str) -> Scenario:
-    if name == "default":
-        return default_scenario()
-    if name == "small":
-        return small_scenario()
-    return Scenario.from_file(Path(name))
 
 
 def demo_config(cfg: Config, sim: StandIn, scenario: Scenario, workdir: Path) -> Config:

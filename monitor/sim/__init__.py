@@ -11,10 +11,18 @@ real against it. See monitor/sim/server.py for the faults, monitor/sim/routes.py
 
 from __future__ import annotations
 
-from monitor.sim.scenario import Category, Channel, Scenario, Truth, default_scenario, small_scenario
+from monitor.sim.scenario import (
+    Category,
+    Channel,
+    Scenario,
+    Truth,
+    default_scenario,
+    load_scenario,
+    small_scenario,
+)
 from monitor.sim.server import Counters, StandIn, default_cache_dir
 
 __all__ = [
     "Category", "Channel", "Counters", "Scenario", "StandIn", "Truth", "default_cache_dir", "default_scenario",
-    "small_scenario",
+    "load_scenario", "small_scenario",
 ]

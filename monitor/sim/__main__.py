@@ -11,7 +11,7 @@ import sys
 import threading
 from pathlib import Path
 
-from monitor.sim.scenario import Scenario, default_scenario, small_scenario
+from monitor.sim.scenario import load_scenario
 from monitor.sim.server import StandIn, default_cache_dir
 
 
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", type=Path, default=None, help=f"segment cache (default {default_cache_dir()})")
     args = parser.parse_args(argv)
     try:
-        scenario = _scenario(args.scenario)
+        scenario = load_scenario(args.scenario)
     except (OSError, ValueError) as exc:
         print(f"cannot load scenario {args.scenario}: {exc}", file=sys.stderr)
         return 2
@@ -39,14 +39,6 @@ def main(argv: list[str] | None = None) -> int:
         print(sim.url, flush=True)
         stop.wait()
     return 0
-
-
-def _scenario(name: str) -> Scenario:
-    if name == "default":
-        return default_scenario()
-    if name == "small":
-        return small_scenario()
-    return Scenario.from_file(Path(name))
 
 
 if __name__ == "__main__":

@@ -232,3 +232,12 @@ def _login(rng: random.Random, used: set[str]) -> str:
         if login not in used:
             used.add(login)
             return login
+
+
+def load_scenario(name: str) -> Scenario:
+    """Return a scenario by name ("default", "small") or from a JSON file path."""
+    if name == "default":
+        return default_scenario()
+    if name == "small":
+        return small_scenario()
+    return Scenario.from_file(Path(name))
