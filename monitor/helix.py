@@ -86,7 +86,6 @@ class HelixClient:
         self._token_expires_at = 0.0
         self._remaining: int | None = None
         self._reset_at = 0.0
-        self.tokens_minted = 0
 
     # -- the token -----------------------------------------------------------
 
@@ -124,7 +123,6 @@ class HelixClient:
                 status=response.status_code,
             )
         body = _json(response, url)
-        self.tokens_minted += 1
         return str(body["access_token"]), float(body.get("expires_in", 3600))
 
     # -- requests ------------------------------------------------------------
@@ -190,10 +188,6 @@ class HelixClient:
             wait = min(wait, MAX_RATELIMIT_WAIT_SECONDS)
             log.info("helix: rate-limit bucket empty; waiting %.1fs for Ratelimit-Reset", wait)
             self._sleep(wait)
-
-    @property
-    def ratelimit_remaining(self) -> int | None:
-        return self._remaining
 
     # -- pagination and typed helpers ------------------------------------------
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from monitor.config import TwitchConfig
@@ -33,7 +35,11 @@ def test_expired_token_is_renewed_once_and_the_request_succeeds(standin):
 
 def test_drained_bucket_waits_for_reset_instead_of_sending(standin):
     slept: list[float] = []
-    helix = client(standin, sleep=lambda s: (slept.append(s), __import__("time").sleep(s)))
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        time.sleep(seconds)
+
+    helix = client(standin, sleep=sleep)
     helix.game_names(["21779"])
     before = standin.counters.requests("/helix/")
     standin.drain_bucket(reset_in=1.5)

@@ -369,7 +369,3 @@ def _live_clips(data_dir: str | Path, split: dict, classes: list[str], train: li
     if skipped:
         log.info("live clips skipped: %s", ", ".join(f"{n} {why}" for why, n in sorted(skipped.items())))
     return used
-
-
-def class_counts(clips: list[Clip]) -> Counter:
-    return Counter(c.label for c in clips)
