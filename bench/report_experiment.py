@@ -1,6 +1,6 @@
 """Reproduce the report's experiment on the stand-in's default scenario, end to end.
 
-    python bench/report_experiment.py --workdir /tmp/twitchwatch-report [--epochs 12] [--minutes-per-setting 8]
+    python bench/report_experiment.py --workdir /tmp/twitchwatch-report [--epochs N] [--minutes-per-setting 30]
 
 Starts the stand-in (8 categories, 10+ channels each, 2 clips per channel),
 then runs the real commands in this process: `db upgrade`, `dataset build`,
@@ -38,11 +38,13 @@ def timed(label: str, argv: list[str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--workdir", default="/tmp/twitchwatch-report")
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--minutes-per-setting", type=float, default=8.0)
-    parser.add_argument("--train-minutes", type=float, default=15.0)
+    parser.add_argument("--epochs", type=int, default=None, help="default: train.epochs")
+    parser.add_argument("--minutes-per-setting", type=float, default=30.0)
+    parser.add_argument("--train-minutes", type=float, default=30.0)
+    parser.add_argument("--skip-train", action="store_true", help="only the experiment (its K=6/n=3 row is `train`)")
     parser.add_argument("--fresh", action="store_true", help="delete the work directory first")
     parser.add_argument("--skip-experiment", action="store_true")
+    parser.add_argument("--dataset-only", action="store_true", help="stop after the dataset build")
     args = parser.parse_args()
     work = Path(args.workdir)
     if args.fresh:
@@ -60,12 +62,16 @@ def main() -> None:
         common = ["--config", str(cfg)]
         times = {"db upgrade": timed("db upgrade", ["db", "upgrade", *common])}
         times["dataset build"] = timed("dataset build", ["dataset", "build", *common])
-        times["train"] = timed("train", ["train", "--json", "--epochs", str(args.epochs),
-                                           "--max-minutes", str(args.train_minutes), *common])
+        if args.dataset_only:
+            print(json.dumps({k: round(v, 1) for k, v in times.items()}))
+            return
+        epochs = ["--epochs", str(args.epochs)] if args.epochs else []
+        if not args.skip_train:
+            times["train"] = timed("train", ["train", "--json", *epochs, "--max-minutes", str(args.train_minutes),
+                                             *common])
         if not args.skip_experiment:
             times["experiment"] = timed("experiment", [
-                "experiment", "--epochs", str(args.epochs),
-                "--max-minutes-per-setting", str(args.minutes_per_setting), *common])
+                "experiment", *epochs, "--max-minutes-per-setting", str(args.minutes_per_setting), *common])
     print(json.dumps({k: round(v, 1) for k, v in times.items()}))
 
 

@@ -51,6 +51,21 @@ def test_training_learns_three_clearly_different_scenes_from_scratch(tmp_path):
     assert evaluate_model(reloaded, toy_clips(2, seed=2)).confusion() == val["confusion"]
 
 
+def test_one_frame_per_segment_in_training_fits_more_clips_per_step():
+    # TSN trains on one snippet per segment: K=2 frames per clip, so a 4-frame batch holds
+    # 2 clips (9 steps for 18 clips); with all 3 frames per segment it would hold 1 (18 steps).
+    lines: list[str] = []
+    result = train_classifier(
+        toy_clips(6, seed=1), toy_clips(2, seed=2), ["0", "1", "2"],
+        arch="squeezenet1_1", pretrained="none", segments=2, frames_per_segment=3, train_frames_per_segment=1,
+        epochs=5, batch_size=4, learning_rate=3e-4, seed=0, log=lines.append, log_every=0,
+    )
+    assert "2 clips/step, 9 steps/epoch" in lines[0]
+    assert result.metrics["val_accuracy"] == 1.0
+    assert result.frames_per_segment == 3  # inference still samples 3 per segment
+    assert result.config["train_frames_per_segment"] == 1 and result.config["clips_per_step"] == 2
+
+
 def test_time_budget_stops_training_but_returns_a_model():
     lines: list[str] = []
     result = train_classifier(
@@ -142,3 +157,4 @@ def test_augment_is_deterministic_with_a_seeded_rng():
     assert np.array_equal(a, b)
     cut = shallow_crop(frame, random.Random(9))
     assert cut.shape[0] >= 60 * (1 - 2 * MAX_CUT) and cut.shape[1] >= 80 * (1 - 2 * MAX_CUT)
+

@@ -48,7 +48,8 @@ def demo_config(cfg: Config, sim: StandIn, scenario: Scenario, workdir: Path) ->
         monitor={"streams_per_category": per_category, "capture_seconds": 8, "segments": 4,
                  "frames_per_segment": 2},
         dataset={"streamers_per_category": 3 if small else 4, "clips_per_channel": 2},
-        train={"epochs": 10 if small else 8},
+        # One frame per segment in training halves an epoch here (K=4, n=2): twice the epochs.
+        train={"epochs": 20 if small else 16},
     )
 
 
