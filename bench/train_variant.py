@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from trainer import augment
 from trainer.dataset import load_dataset
 from trainer.evaluate import evaluate_model
 from trainer.pipeline import VAL_FRACTION, split_validation
@@ -43,8 +44,10 @@ def main() -> None:
     parser.add_argument("--patience", type=int, default=PATIENCE)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--minutes", type=float, default=None, help="time budget")
+    parser.add_argument("--erase", type=float, default=augment.ERASE_PROBABILITY, help="random erasing probability")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    augment.ERASE_PROBABILITY = args.erase
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data = load_dataset(args.data)

@@ -8,6 +8,14 @@ What live streams vary in, and so what the model should not care about:
   zoom. A random crop that removes at most `max_cut` of each edge, then a
   random downscale, as a lower-bitrate variant would look.
 - Colour: brightness, contrast and saturation of the camera, grading, filters.
+- Overlays: webcam boxes, alerts, panels and borders differ from channel to
+  channel and cover parts of the picture. Half the frames get one random
+  rectangle (2-25% of the frame) in one random colour, so no single region
+  (a channel's webcam corner, say) can carry a class. Measured on the
+  stand-in's default scenario, K=3, three seeds (`bench/train_variant.py
+  --segments 3 --erase 0.5` against `--erase 0`): test clip accuracy 93.8%,
+  100%, 93.8% with it, 87.5%, 100%, 81.2% without; the errors are whole
+  test channels whose look no training channel had.
 
 What it must keep: the HUD corners (minimap, scoreboard, webcam box) carry
 most of the evidence, so crops are shallow, never centre crops. No
@@ -26,6 +34,8 @@ MAX_CUT = 0.08  # of each edge: corners move in but stay in frame
 MIN_SCALE = 0.5  # smallest downscale, about a 720p frame shown as 360p
 SCALE_PROBABILITY = 0.5
 COLOR_JITTER = 0.25  # +-25% brightness, contrast, saturation
+ERASE_PROBABILITY = 0.5
+ERASE_MAX_AREA = 0.25
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
@@ -34,7 +44,22 @@ def augment(frame: np.ndarray, rng: random.Random) -> np.ndarray:
     out = shallow_crop(frame, rng)
     if rng.random() < SCALE_PROBABILITY:
         out = downscale(out, rng.uniform(MIN_SCALE, 1.0))
-    return color_jitter(out, rng)
+    out = color_jitter(out, rng)
+    if rng.random() < ERASE_PROBABILITY:
+        out = random_erase(out, rng)
+    return out
+
+
+def random_erase(frame: np.ndarray, rng: random.Random, max_area: float = ERASE_MAX_AREA) -> np.ndarray:
+    """Cover a random rectangle (2% to max_area of the frame) with one random colour, as an overlay would."""
+    h, w = frame.shape[:2]
+    area = rng.uniform(0.02, max_area) * h * w
+    aspect = rng.uniform(0.3, 3.3)
+    eh, ew = min(h, max(1, round((area * aspect) ** 0.5))), min(w, max(1, round((area / aspect) ** 0.5)))
+    top, left = rng.randint(0, h - eh), rng.randint(0, w - ew)
+    out = frame.copy()
+    out[top : top + eh, left : left + ew] = [rng.randint(0, 255) for _ in range(3)]
+    return out
 
 
 def shallow_crop(frame: np.ndarray, rng: random.Random, max_cut: float = MAX_CUT) -> np.ndarray:

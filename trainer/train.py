@@ -37,7 +37,7 @@ collapse is detected (`_StallWatch`) and the run restarts with a third of the
 rate. Validation runs every epoch on
 test-mode samples, exactly as inference samples; training stops after
 `patience` epochs in which neither the validation clip accuracy nor the
-validation loss improved, and the epoch with the best accuracy (ties broken
+validation loss improved while the training clips were fit (FIT_ACCURACY), and the epoch with the best accuracy (ties broken
 by lower validation loss) gives the weights kept. Then one
 temperature is fitted on the validation clips (LBFGS on the clip-level NLL
 of the averaged probabilities, the quantity `Classifier.score` reports).
@@ -62,6 +62,7 @@ from torch import nn
 from monitor.classify import Classifier, build_model
 from monitor.errors import DatasetError, ModelError
 from monitor.frames import PREPROCESSING, preprocess, sample_indices
+from trainer import augment as augmentations
 from trainer.augment import augment
 from trainer.evaluate import Clip, evaluate_model  # Clip lives there: no import cycle
 
@@ -70,6 +71,10 @@ LOG_EVERY = 10  # steps between progress lines
 # default scenario the m = 1 run sat at 87.5% for epochs 13-16 and reached 100% at 18; a
 # patience of 3 would have stopped it at 15.
 PATIENCE = 6
+# Early stopping counts only epochs whose training accuracy reaches this: from scratch, two
+# classes can share one feature direction for many epochs (the model then gets half of their
+# training clips wrong) before they split; see _fit.
+FIT_ACCURACY = 0.95
 WARMUP_STEPS = 10
 MAX_RESTARTS = 2
 # Collapse: over STALL_WINDOW steps the frames' logits never spread more than STALL_RATIO of
@@ -198,7 +203,7 @@ def train_classifier(
         config={"pretrained": pretrained, "epochs": epochs, "batch_size": batch_size,
                 "learning_rate": learning_rate, "final_learning_rate": rate, "restarts": attempt,
                 "seed": seed, "train_frames_per_segment": train_frames_per_segment, "clips_per_step": clips_per_step,
-                "loss": "tsn-consensus-ce", "augment": "shallow-crop, downscale, colour; no flip"},
+                "loss": "tsn-consensus-ce", "augment": f"shallow-crop, downscale, colour, erase p={augmentations.ERASE_PROBABILITY}; no flip"},
     )
     result.metrics = _final_metrics(result, train, val, calibration)
     log(
@@ -237,10 +242,8 @@ def _fit(
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=WEIGHT_DECAY)
     schedule = _schedule(optimizer, run.epochs * run.steps)
     history: list[dict] = []
-    best: tuple[float, float] | None = None
+    stopper = EarlyStopping(run.patience, validated=bool(val))
     best_state: dict = {}
-    best_epoch = stale = 0
-    lowest_val_loss = math.inf
     stall = _StallWatch()
     for epoch in range(1, run.epochs + 1):
         epoch_started = time.monotonic()
@@ -252,29 +255,63 @@ def _fit(
             row.update(_logit_metrics(val_logits, [run.label_of[c.label] for c in val], prefix="val_"))
         row["seconds"] = round(time.monotonic() - epoch_started, 2)
         history.append(row)
-        score = (row["val_accuracy"], -row["val_loss"]) if val else (row["train_accuracy"], -row["loss"])
-        improved = best is None or score > best
+        improved = stopper.update(row)
         if improved:
-            best, best_epoch, stale = score, epoch, 0
             best_state = copy.deepcopy(model.state_dict())
-        elif val and row["val_loss"] < lowest_val_loss:
-            # From scratch, accuracy on a few validation clips plateaus for epochs
-            # while the loss still falls: that is progress, not a reason to stop.
-            stale = 0
-        else:
-            stale += 1
-        if val:
-            lowest_val_loss = min(lowest_val_loss, row["val_loss"])
         run.log(_epoch_line(row, run.epochs, improved))
         if interrupted:
             run.log(f"time budget reached in epoch {epoch}: stopping")
             break
-        if val and stale >= run.patience:
-            run.log(f"no better validation accuracy or loss for {run.patience} epochs: stopping early")
+        if stopper.should_stop:
+            run.log(f"no better validation accuracy or loss for {run.patience} epochs with the training clips fit: "
+                    "stopping early")
             break
     model.load_state_dict(best_state)
     model.eval()
-    return history, best_epoch
+    return history, stopper.best_epoch
+
+
+class EarlyStopping:
+    """Keep the best epoch and tell when to stop: `patience` epochs without progress, counted only once fit.
+
+    Best: the highest validation clip accuracy, ties broken by lower validation
+    loss (without validation: training accuracy, then training loss). An epoch
+    is progress if it is the best so far or lowers the validation loss: from
+    scratch, accuracy on a few validation clips plateaus for epochs while the
+    loss still falls. An epoch whose training accuracy is below FIT_ACCURACY
+    does not count either way: the model still gets its own training clips
+    wrong, which is underfitting, and more epochs cure it; early stopping
+    guards against overfitting. Without validation it never stops early.
+    """
+
+    def __init__(self, patience: int, *, validated: bool):
+        self.patience = patience
+        self.validated = validated
+        self.best: tuple[float, float] | None = None
+        self.best_epoch = 0
+        self.stale = 0
+        self.lowest_val_loss = math.inf
+
+    def update(self, row: dict) -> bool:
+        """Record one epoch's history row; return whether it is the best so far."""
+        if self.validated:
+            score = (row["val_accuracy"], -row["val_loss"])
+        else:
+            score = (row["train_accuracy"], -row["loss"])
+        improved = self.best is None or score > self.best
+        if improved:
+            self.best, self.best_epoch, self.stale = score, row["epoch"], 0
+        elif self.validated and row["val_loss"] < self.lowest_val_loss:
+            self.stale = 0
+        elif row["train_accuracy"] >= FIT_ACCURACY:
+            self.stale += 1
+        if self.validated:
+            self.lowest_val_loss = min(self.lowest_val_loss, row["val_loss"])
+        return improved
+
+    @property
+    def should_stop(self) -> bool:
+        return self.validated and self.stale >= self.patience
 
 
 def _check_clips(clips: Sequence[Clip], classes: Sequence[str], what: str, *, allow_empty: bool) -> None:
