@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--segments", type=int, default=6, help="K")
     parser.add_argument("--frames-per-segment", type=int, default=3, help="n, at inference")
     parser.add_argument("--train-n", type=int, default=1, help="frames per segment in training")
-    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=24)
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--patience", type=int, default=PATIENCE)

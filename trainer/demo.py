@@ -49,7 +49,7 @@ def demo_config(cfg: Config, sim: StandIn, scenario: Scenario, workdir: Path) ->
                  "frames_per_segment": 2},
         dataset={"streamers_per_category": 3 if small else 4, "clips_per_channel": 2},
         # One frame per segment in training halves an epoch here (K=4, n=2): twice the epochs.
-        train={"epochs": 20 if small else 16},
+        train={"epochs": 20 if small else 16, "batch_size": 8},
     )
 
 

@@ -20,13 +20,18 @@ consensus lets such frames stay uncertain as long as the clip as a whole is
 right, and it is what the clip-level prediction (and accuracy) is about.
 
 Why m = 1: an epoch then costs a third of one at m = n = 3, and on the
-stand-in's default scenario (96 training clips, 32 test, one core, seed 0)
+stand-in's default scenario (96 training clips, 32 test, 8 frames a step, one core, seed 0)
 12 epochs at m = 3 took 809 s and reached 93.8% test clip accuracy while 30
 epochs at m = 1 took 769 s and reached 100% (`bench/train_variant.py`).
 
 `batch_size` counts frames: each step takes round(batch_size / (K*m)) clips
-(at least one), so memory per step stays bounded whatever K*m is (SqueezeNet
-has no batch norm: small batches cost gradient noise, not statistics).
+(at least one), so memory per step stays bounded whatever K*m is. One clip
+per step proved too few: on two cores, K=6, m=1 with 8 frames a step (one
+clip) twice kept two classes merged through all 30 epochs (the head gave
+every frame of both the same odds; 87.5% test clip accuracy), while 24
+frames (4 clips) reached 100% in 487 s. Our reading: a step with one clip
+only pulls its own class up, and such a pair splits faster when both are
+in a step.
 AdamW, a 10-step linear warm-up, then cosine decay to zero. SqueezeNet from
 random init (no batch norm) is touchy about the rate: on the 3-class toy
 problem of the tests 1e-3 left one class unlearned in 2 of 3 seeds, 3e-4
