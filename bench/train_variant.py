@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from trainer import augment
+from trainer.augment import ERASE_PROBABILITY
 from trainer.dataset import load_dataset
 from trainer.evaluate import evaluate_model
 from trainer.pipeline import VAL_FRACTION, split_validation
@@ -44,10 +44,9 @@ def main() -> None:
     parser.add_argument("--patience", type=int, default=PATIENCE)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--minutes", type=float, default=None, help="time budget")
-    parser.add_argument("--erase", type=float, default=augment.ERASE_PROBABILITY, help="random erasing probability")
+    parser.add_argument("--erase", type=float, default=ERASE_PROBABILITY, help="random erasing probability")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    augment.ERASE_PROBABILITY = args.erase
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data = load_dataset(args.data)
@@ -62,7 +61,7 @@ def main() -> None:
             train, val, data.classes, arch="squeezenet1_1", pretrained="none", segments=args.segments,
             frames_per_segment=args.frames_per_segment, train_frames_per_segment=args.train_n,
             epochs=args.epochs, batch_size=args.batch, learning_rate=args.lr, seed=args.seed, log=say,
-            patience=args.patience, max_seconds=args.minutes * 60 if args.minutes else None,
+            patience=args.patience, erase_probability=args.erase, max_seconds=args.minutes * 60 if args.minutes else None,
         )
         seconds = time.monotonic() - started
         test = evaluate_model(result.classifier(), data.test)

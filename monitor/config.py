@@ -99,6 +99,9 @@ class TrainConfig:
     # snippet per segment (inference still takes monitor.frames_per_segment): a third of the
     # cost of an epoch at n = 3, so more epochs in the same time (see trainer/train.py).
     frames_per_segment: int = 1
+    # Share of training frames with one random box painted over, as a channel's overlay would
+    # (trainer/augment.py). Off for tiny datasets: with 2 channels per class it hurt.
+    erase_probability: float = 0.5
     learning_rate: float = 0.0003
     seed: int = 0
 
@@ -210,6 +213,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError("config keys retain.max_bytes and retain.review_max_bytes must not be negative")
     if not 0 <= cfg.retain.min_confidence <= 1:
         raise ConfigError("config key retain.min_confidence must be between 0 and 1")
+    if not 0 <= cfg.train.erase_probability <= 1:
+        raise ConfigError("config key train.erase_probability must be between 0 and 1")
     if not 0 < cfg.dataset.test_fraction < 1:
         raise ConfigError("config key dataset.test_fraction must be between 0 and 1")
     if cfg.model.arch not in ("squeezenet1_0", "squeezenet1_1"):

@@ -89,7 +89,7 @@ def train_model(
         arch=cfg.model.arch, pretrained=cfg.model.pretrained, segments=k, frames_per_segment=n,
         epochs=epochs or cfg.train.epochs, batch_size=cfg.train.batch_size,
         learning_rate=cfg.train.learning_rate, seed=cfg.train.seed, log=say, max_seconds=max_seconds,
-        train_frames_per_segment=cfg.train.frames_per_segment,
+        train_frames_per_segment=cfg.train.frames_per_segment, erase_probability=cfg.train.erase_probability,
     )
     started = time.monotonic()
     test = evaluate_model(result.classifier(), data.test) if data.test else None

@@ -159,6 +159,7 @@ def train_classifier(
     patience: int = PATIENCE,
     log_every: int = LOG_EVERY,
     train_frames_per_segment: int = 1,
+    erase_probability: float = augmentations.ERASE_PROBABILITY,
 ) -> TrainResult:
     """Train, early-stop on validation clip accuracy, keep the best weights, fit the temperature.
 
@@ -172,7 +173,7 @@ def train_classifier(
     clips_per_step = max(1, round(batch_size / (segments * train_frames_per_segment)))
     run = _Run(
         segments=segments, frames_per_segment=frames_per_segment, train_frames_per_segment=train_frames_per_segment,
-        clips_per_step=clips_per_step,
+        clips_per_step=clips_per_step, erase_probability=erase_probability,
         steps=math.ceil(len(train) / clips_per_step), epochs=epochs, patience=patience,
         label_of={c: i for i, c in enumerate(classes)}, log=log, log_every=log_every,
         deadline=started + max_seconds if max_seconds else None,
@@ -208,7 +209,7 @@ def train_classifier(
         config={"pretrained": pretrained, "epochs": epochs, "batch_size": batch_size,
                 "learning_rate": learning_rate, "final_learning_rate": rate, "restarts": attempt,
                 "seed": seed, "train_frames_per_segment": train_frames_per_segment, "clips_per_step": clips_per_step,
-                "loss": "tsn-consensus-ce", "augment": f"shallow-crop, downscale, colour, erase p={augmentations.ERASE_PROBABILITY}; no flip"},
+                "loss": "tsn-consensus-ce", "augment": f"shallow-crop, downscale, colour, erase p={erase_probability}; no flip"},
     )
     result.metrics = _final_metrics(result, train, val, calibration)
     log(
@@ -227,6 +228,7 @@ class _Run:
     frames_per_segment: int
     train_frames_per_segment: int
     clips_per_step: int
+    erase_probability: float
     steps: int
     epochs: int
     patience: int
@@ -369,7 +371,7 @@ def _train_epoch(
     for step in range(run.steps):
         batch = order[step * run.clips_per_step : (step + 1) * run.clips_per_step]
         frames = [
-            augment(clip.frames[i], rng)
+            augment(clip.frames[i], rng, run.erase_probability)
             for clip in batch
             for i in sample_indices(len(clip.frames), run.segments, run.train_frames_per_segment, "train", rng)
         ]
