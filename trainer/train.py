@@ -9,8 +9,9 @@
 Each epoch every training clip contributes K*m frames drawn with
 `monitor.frames.sample_indices(..., "train", rng)` (a random frame of every
 sub-block; m = `train_frames_per_segment`, 1 by default: TSN trains on one
-snippet per segment, while inference averages K*n), augmented (`trainer.augment`), then prepared by the same
-`monitor.frames.preprocess` that inference uses.
+snippet per segment, while inference averages K*n), augmented
+(`trainer.augment`), then prepared by the same `monitor.frames.preprocess`
+that inference uses.
 
 The loss is TSN's segmental consensus: the clip's K*m frame logits are
 averaged and one cross-entropy is taken per clip. A per-frame loss would
@@ -20,9 +21,10 @@ consensus lets such frames stay uncertain as long as the clip as a whole is
 right, and it is what the clip-level prediction (and accuracy) is about.
 
 Why m = 1: an epoch then costs a third of one at m = n = 3, and on the
-stand-in's default scenario (96 training clips, 32 test, 8 frames a step, one core, seed 0)
-12 epochs at m = 3 took 809 s and reached 93.8% test clip accuracy while 30
-epochs at m = 1 took 769 s and reached 100% (`bench/train_variant.py`).
+stand-in's default scenario (96 training clips, 32 test, 8 frames a step,
+one core, seed 0) 12 epochs at m = 3 took 809 s and reached 93.8% test clip
+accuracy while 30 epochs at m = 1 took 769 s and reached 100%
+(`bench/train_variant.py`).
 
 `batch_size` counts frames: each step takes round(batch_size / (K*m)) clips
 (at least one), so memory per step stays bounded whatever K*m is. One clip
@@ -32,6 +34,7 @@ every frame of both the same odds; 87.5% test clip accuracy), while 24
 frames (4 clips) reached 100% in 487 s. Our reading: a step with one clip
 only pulls its own class up, and such a pair splits faster when both are
 in a step.
+
 AdamW, a 10-step linear warm-up, then cosine decay to zero. SqueezeNet from
 random init (no batch norm) is touchy about the rate: on the 3-class toy
 problem of the tests 1e-3 left one class unlearned in 2 of 3 seeds, 3e-4
@@ -42,8 +45,9 @@ collapse is detected (`_StallWatch`) and the run restarts with a third of the
 rate. Validation runs every epoch on
 test-mode samples, exactly as inference samples; training stops after
 `patience` epochs in which neither the validation clip accuracy nor the
-validation loss improved while the training clips were fit (FIT_ACCURACY), and the epoch with the best accuracy (ties broken
-by lower validation loss) gives the weights kept. Then one
+validation loss improved while the training clips were fit (`EarlyStopping`),
+and the epoch with the best accuracy (ties broken by lower validation loss)
+gives the weights kept. Then one
 temperature is fitted on the validation clips (LBFGS on the clip-level NLL
 of the averaged probabilities, the quantity `Classifier.score` reports).
 Without validation clips the best epoch is chosen on training accuracy and loss, and T = 1.
@@ -67,8 +71,7 @@ from torch import nn
 from monitor.classify import Classifier, build_model
 from monitor.errors import DatasetError, ModelError
 from monitor.frames import PREPROCESSING, preprocess, sample_indices
-from trainer import augment as augmentations
-from trainer.augment import augment
+from trainer.augment import ERASE_PROBABILITY, augment
 from trainer.evaluate import Clip, evaluate_model  # Clip lives there: no import cycle
 
 LOG_EVERY = 10  # steps between progress lines
@@ -78,7 +81,7 @@ LOG_EVERY = 10  # steps between progress lines
 PATIENCE = 6
 # Early stopping counts only epochs whose training accuracy reaches this: from scratch, two
 # classes can share one feature direction for many epochs (the model then gets half of their
-# training clips wrong) before they split; see _fit.
+# training clips wrong) before they split; see EarlyStopping.
 FIT_ACCURACY = 0.95
 WARMUP_STEPS = 10
 MAX_RESTARTS = 2
@@ -159,7 +162,7 @@ def train_classifier(
     patience: int = PATIENCE,
     log_every: int = LOG_EVERY,
     train_frames_per_segment: int = 1,
-    erase_probability: float = augmentations.ERASE_PROBABILITY,
+    erase_probability: float = ERASE_PROBABILITY,
 ) -> TrainResult:
     """Train, early-stop on validation clip accuracy, keep the best weights, fit the temperature.
 
