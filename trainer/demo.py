@@ -9,6 +9,8 @@ same check the daemon runs; only Twitch is stood in for.
 
 from __future__ import annotations
 
+import json
+import shlex
 import shutil
 import sys
 import time
@@ -93,12 +95,32 @@ def run_demo(cfg: Config, *, scenario: str = "small", workdir: str = "twitchwatc
         finally:
             rt.close()
         found = _report(flags, chosen, say)
+    kept = write_inspect_config(dcfg, work / "twitchwatch.toml")
     say(f"done: model {trained['model_id']} (test clip accuracy "
         f"{trained['test_accuracy'] if trained['test_accuracy'] is None else round(trained['test_accuracy'], 3)}); "
-        f"{found['caught']} of {found['mislabeled']} mislabeled channels flagged, {found['false']} false flags. "
-        f"Inspect with: twitchwatch flags --config <a file with storage.database_url = "
-        f"\"sqlite:///{work / 'twitchwatch.db'}\">")
+        f"{found['caught']} of {found['mislabeled']} mislabeled channels flagged, {found['false']} false flags.")
+    say(f"see the flags again with: twitchwatch flags --config {shlex.quote(str(kept))}")
     return 0
+
+
+def write_inspect_config(cfg: Config, path: Path) -> Path:
+    """Leave a config with the demo's database, data and categories, for `flags`, `models` and the rest.
+
+    The stand-in is gone once the demo ends, so its Twitch URLs are not kept:
+    a command that needs Twitch fails clearly instead of reaching a dead port.
+    """
+    watch = ", ".join(json.dumps(gid) for gid in cfg.categories.watch)
+    path.write_text(
+        "# Written by `twitchwatch demo`: its database, models and dataset, to look at after the demo.\n"
+        "[storage]\n"
+        f"database_url = {json.dumps(cfg.storage.database_url)}\n"
+        f"data_dir = {json.dumps(cfg.storage.data_dir)}\n\n"
+        "[categories]\n"
+        f"watch = [{watch}]\n"
+        f"chatting = {json.dumps(cfg.categories.chatting)}\n",
+        encoding="utf-8",
+    )
+    return path
 
 
 def _report(flags: list[dict], scenario: Scenario, say: _Say) -> dict:
