@@ -23,7 +23,7 @@ from monitor.errors import CaptureError, DecodeError, OfflineError
 from monitor.frames import decode_sampled
 from monitor.helix import Stream
 from monitor.store import FlagEvent, ObservationIn
-from monitor.verdict import Verdict, decide
+from monitor.verdict import Thresholds, Verdict, decide
 
 if TYPE_CHECKING:
     from monitor.cycle import Runtime
@@ -127,7 +127,7 @@ def _capture_and_classify(
         result.scores,
         stream.game_id,
         chatting_id=rt.cfg.categories.chatting,
-        min_confidence=mon.min_confidence,
+        thresholds=Thresholds.from_card(classifier.card, min_confidence=mon.min_confidence or None),
         frames_decoded=result.frames_decoded,
         frames_expected=result.frames_expected,
         min_frame_fraction=mon.min_frame_fraction,

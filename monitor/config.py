@@ -55,8 +55,10 @@ class MonitorConfig:
     confirmations: int = 2
     metrics_addr: str = "127.0.0.1"
     metrics_port: int = 9464
-    # A mismatch below this confidence is "unsure": it neither opens nor closes a flag.
-    min_confidence: float = 0.6
+    # A class named below this probability is "unsure": it neither opens nor closes a flag.
+    # 0: the active model's own threshold, chosen on validation and kept in its card
+    # (monitor.verdict.Thresholds; a card without one gets the documented default 0.6).
+    min_confidence: float = 0.0
     # Fewer decodable frames than this fraction of K*n gives no verdict.
     min_frame_fraction: float = 0.5
     # Captures are I/O bound: several run at once; decode+inference are bounded to the cores.
