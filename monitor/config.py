@@ -103,6 +103,9 @@ class TrainConfig:
     # Share of training frames with one random box painted over, as a channel's overlay would
     # (trainer/augment.py). Off for tiny datasets: with 2 channels per class it hurt.
     erase_probability: float = 0.5
+    # Share of training clips laid out anew as a stream (game scaled and moved, webcam, chat
+    # panel, tickers; posters and reaction windows in Just Chatting): trainer/layouts.py.
+    layout_probability: float = 0.8
     # 1e-3 kills the units feeding the head from random init (measured).
     learning_rate: float = 0.0003
     seed: int = 0
@@ -215,8 +218,10 @@ def validate(cfg: Config) -> None:
         raise ConfigError("config keys retain.max_bytes and retain.review_max_bytes must not be negative")
     if not 0 <= cfg.retain.min_confidence <= 1:
         raise ConfigError("config key retain.min_confidence must be between 0 and 1")
-    if not 0 <= cfg.train.erase_probability <= 1:
-        raise ConfigError("config key train.erase_probability must be between 0 and 1")
+    for key, value in {"train.erase_probability": cfg.train.erase_probability,
+                       "train.layout_probability": cfg.train.layout_probability}.items():
+        if not 0 <= value <= 1:
+            raise ConfigError(f"config key {key} must be between 0 and 1")
     if not 0 < cfg.dataset.test_fraction < 1:
         raise ConfigError("config key dataset.test_fraction must be between 0 and 1")
     if cfg.model.arch not in ("squeezenet1_0", "squeezenet1_1"):

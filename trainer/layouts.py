@@ -141,10 +141,11 @@ class StreamComposer:
         self._cameras = [c for c in clips if c.label == chatting]
         self._games = [c for c in clips if c.label != chatting]
 
-    def compose(self, frames: Iterable[np.ndarray], label: str, rng: random.Random) -> list[np.ndarray]:
+    def compose(self, frames: Iterable[np.ndarray], label: str, rng: random.Random, *,
+                always: bool = False) -> list[np.ndarray]:
         """Return the clip's frames laid out anew (one layout for all), or unchanged with 1 - probability."""
         frames = list(frames)
-        if not frames or rng.random() >= self.probability:
+        if not frames or (not always and rng.random() >= self.probability):
             return frames
         h, w = frames[0].shape[:2]
         layout = plan("chatting" if label == self.chatting else "game", w, h, rng)

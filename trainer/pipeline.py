@@ -90,6 +90,7 @@ def train_model(
         epochs=epochs or cfg.train.epochs, batch_size=cfg.train.batch_size,
         learning_rate=cfg.train.learning_rate, seed=cfg.train.seed, log=say, max_seconds=max_seconds,
         train_frames_per_segment=cfg.train.frames_per_segment, erase_probability=cfg.train.erase_probability,
+        chatting=cfg.categories.chatting, layout_probability=cfg.train.layout_probability,
     )
     started = time.monotonic()
     test = evaluate_model(result.classifier(), data.test) if data.test else None

@@ -73,6 +73,8 @@ from monitor.errors import DatasetError, ModelError
 from monitor.frames import PREPROCESSING, preprocess, sample_indices
 from trainer.augment import ERASE_PROBABILITY, augment
 from trainer.evaluate import Clip, evaluate_model  # Clip lives there: no import cycle
+from trainer.layouts import P_LAYOUT, StreamComposer
+from trainer.thresholds import choose_thresholds
 
 LOG_EVERY = 10  # steps between progress lines
 # From scratch the validation metrics plateau for a few epochs before the next step up: on the
@@ -111,6 +113,7 @@ class TrainResult:
     frames_per_segment: int = 3
     best_epoch: int = 0
     config: dict = field(default_factory=dict)
+    thresholds: dict = field(default_factory=dict)  # trainer.thresholds, chosen on validation
 
     def classifier(self, model_id: str = "unsaved") -> Classifier:
         """Wrap the trained model for scoring, with its temperature and sampling."""
@@ -140,6 +143,7 @@ class TrainResult:
             "history": self.history,
             "metrics": self.metrics,
             "training": self.config,
+            "thresholds": self.thresholds,
             **extra,
         }
 
@@ -163,6 +167,8 @@ def train_classifier(
     log_every: int = LOG_EVERY,
     train_frames_per_segment: int = 1,
     erase_probability: float = ERASE_PROBABILITY,
+    chatting: str | None = None,
+    layout_probability: float = P_LAYOUT,
 ) -> TrainResult:
     """Train, early-stop on validation clip accuracy, keep the best weights, fit the temperature.
 
@@ -174,7 +180,12 @@ def train_classifier(
     _check_clips(val, classes, "validation", allow_empty=True)
     started = time.monotonic()
     clips_per_step = max(1, round(batch_size / (segments * train_frames_per_segment)))
+    composer = StreamComposer(train, chatting, probability=layout_probability)
+    # Validation also judges unseen layouts: each validation clip once as stored, once laid out anew
+    # (a fixed layout per clip), so early stopping, the temperature and the thresholds see both.
+    val = val + [relaid(clip, composer) for clip in val] if layout_probability > 0 else val
     run = _Run(
+        composer=composer,
         segments=segments, frames_per_segment=frames_per_segment, train_frames_per_segment=train_frames_per_segment,
         clips_per_step=clips_per_step, erase_probability=erase_probability,
         steps=math.ceil(len(train) / clips_per_step), epochs=epochs, patience=patience,
@@ -203,7 +214,7 @@ def train_classifier(
                 ) from None
             rate /= 3
             log(f"{exc} (loss stuck at ln C): restarting from scratch with learning rate {rate:.1e}")
-    temperature, calibration = _calibrate(model, val, run)
+    temperature, calibration, thresholds = _calibrate(model, val, run, classes, chatting)
     train_seconds = time.monotonic() - started
     result = TrainResult(
         model=model, classes=list(classes), history=history, train_seconds=train_seconds,
@@ -212,7 +223,10 @@ def train_classifier(
         config={"pretrained": pretrained, "epochs": epochs, "batch_size": batch_size,
                 "learning_rate": learning_rate, "final_learning_rate": rate, "restarts": attempt,
                 "seed": seed, "train_frames_per_segment": train_frames_per_segment, "clips_per_step": clips_per_step,
-                "loss": "tsn-consensus-ce", "augment": f"shallow-crop, downscale, colour, erase p={erase_probability}; no flip"},
+                "loss": "tsn-consensus-ce", "sampling": "class-balanced",
+                "augment": f"stream layouts p={layout_probability}, shallow-crop, downscale, colour, jpeg, "
+                           f"erase p={erase_probability}; no flip"},
+        thresholds=thresholds,
     )
     result.metrics = _final_metrics(result, train, val, calibration)
     log(
@@ -227,6 +241,7 @@ def train_classifier(
 class _Run:
     """The settings one training run passes down to its epochs."""
 
+    composer: StreamComposer
     segments: int
     frames_per_segment: int
     train_frames_per_segment: int
@@ -366,17 +381,19 @@ def _train_epoch(
 ) -> dict:
     """Run one epoch; return its mean loss, running train accuracy and whether the deadline cut it."""
     model.train()
-    order = list(clips)
-    rng.shuffle(order)
+    order = balanced_order(clips, rng)
     per_clip = run.segments * run.train_frames_per_segment
     loss_sum = correct = seen = 0.0
     interrupted = False
     for step in range(run.steps):
         batch = order[step * run.clips_per_step : (step + 1) * run.clips_per_step]
         frames = [
-            augment(clip.frames[i], rng, run.erase_probability)
+            augment(frame, rng, run.erase_probability)
             for clip in batch
-            for i in sample_indices(len(clip.frames), run.segments, run.train_frames_per_segment, "train", rng)
+            for frame in run.composer.compose(
+                [clip.frames[i] for i in sample_indices(len(clip.frames), run.segments,
+                                                        run.train_frames_per_segment, "train", rng)],
+                clip.label, rng)
         ]
         targets = torch.tensor([run.label_of[clip.label] for clip in batch])
         frame_logits = model(preprocess(frames))
@@ -491,11 +508,13 @@ def fit_temperature(logits: torch.Tensor, labels: Sequence[int]) -> float:
     return fitted
 
 
-def _calibrate(model: nn.Module, val: list[Clip], run: _Run) -> tuple[float, dict]:
+def _calibrate(model: nn.Module, val: list[Clip], run: _Run, classes: Sequence[str],
+               chatting: str | None) -> tuple[float, dict, dict]:
+    """Fit the temperature on the validation clips, then choose the verdict thresholds on them."""
     log = run.log
     if not val:
-        log("no validation clips: temperature left at 1.0")
-        return 1.0, {}
+        log("no validation clips: temperature left at 1.0, thresholds left to the defaults")
+        return 1.0, {}, {}
     logits = _clip_logits(model, val, run.segments, run.frames_per_segment)
     labels = [run.label_of[c.label] for c in val]
     temperature = fit_temperature(logits, labels)
@@ -503,8 +522,38 @@ def _calibrate(model: nn.Module, val: list[Clip], run: _Run) -> tuple[float, dic
     with torch.no_grad():
         before = float(_consensus_nll(logits, target, 1.0))
         after = float(_consensus_nll(logits, target, temperature))
-    log(f"temperature {temperature:.3f}: validation NLL {before:.4f} -> {after:.4f}")
-    return temperature, {"val_nll_uncalibrated": before, "val_nll": after}
+        probs = torch.softmax(logits / temperature, dim=2).mean(dim=1).numpy()
+    thresholds = choose_thresholds(probs, [c.label for c in val], classes, chatting)
+    log(f"temperature {temperature:.3f}: validation NLL {before:.4f} -> {after:.4f}; thresholds "
+        f"min_confidence {thresholds['min_confidence']}, gameplay {thresholds.get('gameplay', 'n/a')}")
+    return temperature, {"val_nll_uncalibrated": before, "val_nll": after}, thresholds
+
+
+def balanced_order(clips: Sequence[Clip], rng: random.Random) -> list[Clip]:
+    """Return an epoch's clips, about as many as given, every class equally often, shuffled.
+
+    Each class gets len(clips) / classes places, filled by its clips in a
+    shuffled cycle, so a balanced set gives a plain shuffle of every clip once
+    and a small class is repeated rather than outvoted.
+    """
+    by_class: dict[str, list[Clip]] = {}
+    for clip in clips:
+        by_class.setdefault(clip.label, []).append(clip)
+    share = max(1, round(len(clips) / len(by_class))) if by_class else 0
+    out: list[Clip] = []
+    for label in sorted(by_class):
+        members = list(by_class[label])
+        rng.shuffle(members)
+        out.extend(members[i % len(members)] for i in range(share))
+    rng.shuffle(out)
+    return out
+
+
+def relaid(clip: Clip, composer: StreamComposer) -> Clip:
+    """Return a copy of the clip in one new layout, the same every run (seeded by the clip id)."""
+    rng = random.Random(f"relaid:{clip.clip_id}")
+    frames = composer.compose(clip.frames, clip.label, rng, always=True)
+    return Clip(clip_id=clip.clip_id + "~relaid", label=clip.label, channel=clip.channel, frames=frames)
 
 
 def _final_metrics(result: TrainResult, train: list[Clip], val: list[Clip], calibration: dict) -> dict:

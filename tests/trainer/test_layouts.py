@@ -78,3 +78,38 @@ def test_without_camera_clips_webcams_are_painted():
 def test_an_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="kind"):
         plan("music", 224, 224, random.Random(0))
+
+
+def test_validation_clips_are_relaid_the_same_way_every_run():
+    from trainer.train import relaid
+
+    clips = _clips()
+    composer = StreamComposer(clips, CHAT, probability=0.0)  # relaid ignores the training probability
+    a, b = relaid(clips[0], composer), relaid(clips[0], composer)
+    assert a.clip_id == "g0~relaid" and a.label == clips[0].label and a.channel == clips[0].channel
+    assert all(np.array_equal(x, y) for x, y in zip(a.frames, b.frames, strict=True))
+    assert not np.array_equal(a.frames[0], clips[0].frames[0])
+
+
+def test_an_epoch_draws_every_class_about_equally_however_many_clips_each_has():
+    from collections import Counter
+
+    from trainer.train import balanced_order
+
+    clips = [Clip(f"a{i}", "a", f"ch{i}", []) for i in range(90)] + [Clip("b0", "b", "chb", [])] * 1 + [
+        Clip(f"c{i}", "c", f"cc{i}", []) for i in range(9)]
+    order = balanced_order(clips, random.Random(0))
+    assert len(order) == len(clips) - 1  # 3 x round(100 / 3)
+    assert Counter(c.label for c in order) == {"a": 33, "b": 33, "c": 33}
+    # within a class every clip is used before any repeats
+    assert len({c.clip_id for c in order if c.label == "c"}) == 9
+    assert len({c.clip_id for c in order if c.label == "a"}) == 33
+
+
+def test_a_balanced_set_is_just_shuffled():
+    from trainer.train import balanced_order
+
+    clips = [Clip(f"{label}{i}", label, f"ch{i}", []) for label in "ab" for i in range(5)]
+    order = balanced_order(clips, random.Random(3))
+    assert sorted(c.clip_id for c in order) == sorted(c.clip_id for c in clips)
+    assert [c.clip_id for c in order] != [c.clip_id for c in clips]
