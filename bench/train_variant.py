@@ -26,7 +26,7 @@ from trainer.augment import ERASE_PROBABILITY
 from trainer.dataset import load_dataset
 from trainer.evaluate import evaluate_model
 from trainer.pipeline import VAL_FRACTION, split_validation
-from trainer.train import PATIENCE, train_classifier
+from trainer.train import PATIENCE, TrainingSpec, train_classifier
 
 
 def main() -> None:
@@ -57,12 +57,13 @@ def main() -> None:
 
         say(json.dumps(vars(args)))
         started = time.monotonic()
-        result = train_classifier(
-            train, val, data.classes, arch="squeezenet1_1", pretrained="none", segments=args.segments,
+        spec = TrainingSpec(
+            arch="squeezenet1_1", pretrained="none", segments=args.segments,
             frames_per_segment=args.frames_per_segment, train_frames_per_segment=args.train_n,
-            epochs=args.epochs, batch_size=args.batch, learning_rate=args.lr, seed=args.seed, log=say,
+            epochs=args.epochs, batch_size=args.batch, learning_rate=args.lr, seed=args.seed,
             patience=args.patience, erase_probability=args.erase, max_seconds=args.minutes * 60 if args.minutes else None,
         )
+        result = train_classifier(train, val, data.classes, spec, log=say)
         seconds = time.monotonic() - started
         test = evaluate_model(result.classifier(), data.test)
         wrong = Counter(f"{o.label}->{o.predicted}" for o in test.outcomes if o.label != o.predicted)
