@@ -50,7 +50,7 @@ def main() -> None:
         rows = []
         for _ in range(args.checks):
             t0 = time.monotonic()
-            r = check_stream(rt, stream, classifier)
+            r = check_stream(rt, stream, classifier).record
             rows.append((time.monotonic() - t0, r.capture_seconds, r.decode_seconds, r.inference_seconds,
                          r.bytes_downloaded))
         rt.close()

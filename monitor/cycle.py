@@ -185,12 +185,12 @@ def _list_streams(rt: Runtime, summary: CycleSummary, names: dict[str, str]) -> 
 
 def _guarded_check(rt: Runtime, stream: Stream, classifier: Classifier, stop: threading.Event) -> CheckResult:
     if stop.is_set():
-        return CheckResult(stream=stream, outcome="error", error="abandoned: stopping")
+        return CheckResult.of(stream, "error", error="abandoned: stopping")
     try:
         return check_stream(rt, stream, classifier)
     except Exception as exc:  # one broken check must not end the cycle
         log.exception("check %s failed unexpectedly", stream.user_login)
-        return CheckResult(stream=stream, outcome="error", error=f"{type(exc).__name__}: {exc}")
+        return CheckResult.of(stream, "error", error=f"{type(exc).__name__}: {exc}")
 
 
 def _tally(summary: CycleSummary, result: CheckResult) -> None:
@@ -198,7 +198,7 @@ def _tally(summary: CycleSummary, result: CheckResult) -> None:
     summary.verdicts[result.outcome] = summary.verdicts.get(result.outcome, 0) + 1
     if result.outcome in ("agree", "mismatch", "unsure"):
         summary.completed += 1
-    summary.bytes_downloaded += result.bytes_downloaded
+    summary.bytes_downloaded += result.record.bytes_downloaded
     if result.flag_event is not None:
         if result.flag_event.action == "open":
             summary.flags_opened += 1

@@ -52,8 +52,8 @@ def _honest_login():
 def test_a_check_stores_one_observation_with_scores(runtime):
     result = check_stream(runtime, _stream(runtime, _honest_login()), runtime.classifier())
     assert result.outcome in ("agree", "mismatch", "unsure")
-    assert result.frames_decoded == 6
-    assert abs(sum(result.scores.values()) - 1) < 1e-3
+    assert result.record.frames_decoded == 6
+    assert abs(sum(result.record.scores.values()) - 1) < 1e-3
     rows = runtime.store.observations(_honest_login())
     assert len(rows) == 1 and rows[0]["outcome"] == result.outcome
 
@@ -80,5 +80,5 @@ def test_partly_corrupt_video_still_classifies_what_decodes(runtime, standin):
     login = _honest_login()
     standin.set_corrupt(login, 0.05)
     result = check_stream(runtime, _stream(runtime, login), runtime.classifier())
-    assert result.frames_decoded > 0
-    assert result.scores
+    assert result.record.frames_decoded > 0
+    assert result.record.scores
