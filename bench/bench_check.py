@@ -46,11 +46,11 @@ def main() -> None:
         login = scenario.channels[0].login
         stream = rt.helix.stream_of(login)
         classifier = rt.classifier()
-        check_stream(rt, stream, classifier)  # warm: stand-in cache, torch
+        check_stream(rt.check_context, stream, classifier)  # warm: stand-in cache, torch
         rows = []
         for _ in range(args.checks):
             t0 = time.monotonic()
-            r = check_stream(rt, stream, classifier).record
+            r = check_stream(rt.check_context, stream, classifier).record
             rows.append((time.monotonic() - t0, r.capture_seconds, r.decode_seconds, r.inference_seconds,
                          r.bytes_downloaded))
         rt.close()

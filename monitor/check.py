@@ -1,6 +1,6 @@
 """Check one live stream end to end: capture, sample, classify, decide, store.
 
-    result = check_stream(runtime, stream, classifier)
+    result = check_stream(runtime.check_context, stream, classifier)
     result.outcome          # "agree" | "mismatch" | "unsure" | "offline" | "error"
     result.record           # the CheckRecord stored as an observation and printed by `check --json`
 
@@ -15,11 +15,12 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from monitor.capture import capture_stream
+from monitor.check_context import CheckContext
 from monitor.classify import Classifier
 from monitor.errors import CaptureError, DecodeError, OfflineError
 from monitor.frames import decode_sampled
@@ -27,9 +28,6 @@ from monitor.helix import Stream
 from monitor.record import CheckRecord
 from monitor.store import FlagEvent
 from monitor.verdict import Verdict, decide
-
-if TYPE_CHECKING:
-    from monitor.cycle import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -76,42 +74,42 @@ class CheckResult:
         }
 
 
-def check_stream(rt: Runtime, stream: Stream, classifier: Classifier) -> CheckResult:
+def check_stream(ctx: CheckContext, stream: Stream, classifier: Classifier) -> CheckResult:
     """Run one check of a live stream and record it; never raises for stream faults."""
-    mon = rt.cfg.monitor
+    mon = ctx.monitor
     expected = mon.segments * mon.frames_per_segment
     result = CheckResult.of(stream, "error", model_id=classifier.model_id, frames_expected=expected)
     record = result.record
     frames: list[np.ndarray] = []
     try:
-        frames = _capture_and_classify(rt, stream, classifier, result)
+        frames = _capture_and_classify(ctx, stream, classifier, result)
     except OfflineError as exc:
         record.outcome, record.error = "offline", str(exc)
     except (CaptureError, DecodeError) as exc:
         record.outcome, record.error = "error", str(exc)
         log.warning("check %s: %s", stream.user_login, exc)
     record.checked_at = datetime.now(UTC)  # when the check ended: what flags' first_seen and last_seen show
-    result.flag_event = rt.store.record(record, confirmations=mon.confirmations)
+    result.flag_event = ctx.store.record(record, confirmations=mon.confirmations)
     if result.verdict is not None and frames:
         # Only once the observation is committed; resizing and PNG encoding are CPU work.
-        with rt.cpu_slot():
-            rt.retainer.keep(frames, result.verdict, stream, model_id=record.model_id, scores=record.scores)
-    _count(rt, result)
+        with ctx.cpu_slot():
+            ctx.retainer.keep(frames, result.verdict, stream, model_id=record.model_id, scores=record.scores)
+    _count(ctx, result)
     return result
 
 
 def _capture_and_classify(
-    rt: Runtime, stream: Stream, classifier: Classifier, result: CheckResult
+    ctx: CheckContext, stream: Stream, classifier: Classifier, result: CheckResult
 ) -> list[np.ndarray]:
     """Fill in the record's timings, scores and verdict; return the sampled frames."""
-    mon = rt.cfg.monitor
+    mon = ctx.monitor
     record = result.record
-    url = rt.cfg.twitch.stream_url.format(user_login=stream.user_login)
+    url = ctx.stream_url.format(user_login=stream.user_login)
     started = time.monotonic()
     cap = capture_stream(url, seconds=mon.capture_seconds, timeout=mon.capture_timeout_seconds)
     record.capture_seconds = time.monotonic() - started
     record.bytes_downloaded, result.variant = cap.size, cap.variant
-    with rt.cpu_slot():
+    with ctx.cpu_slot():
         started = time.monotonic()
         sampled = decode_sampled(cap.data, mon.segments, mon.frames_per_segment, "test")
         record.decode_seconds = time.monotonic() - started
@@ -123,7 +121,7 @@ def _capture_and_classify(
     verdict = decide(
         record.scores,
         stream.game_id,
-        chatting_id=rt.cfg.categories.chatting,
+        chatting_id=ctx.chatting_id,
         min_confidence=mon.min_confidence,
         frames_decoded=record.frames_decoded,
         frames_expected=record.frames_expected,
@@ -136,8 +134,8 @@ def _capture_and_classify(
     return sampled.frames
 
 
-def _count(rt: Runtime, result: CheckResult) -> None:
-    metrics = rt.metrics
+def _count(ctx: CheckContext, result: CheckResult) -> None:
+    metrics = ctx.metrics
     record = result.record
     category = result.stream.game_id
     metrics.check_done(category, record.outcome)
@@ -151,4 +149,4 @@ def _count(rt: Runtime, result: CheckResult) -> None:
         metrics.bytes_downloaded("video", record.bytes_downloaded)
     if result.flag_event:
         metrics.flag_event(result.flag_event.action, category, result.flag_event.reason)
-    rt.notify_flag(result.flag_event)
+    ctx.notify_flag(result.flag_event)

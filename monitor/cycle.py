@@ -22,6 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from monitor.check import CheckResult, check_stream
+from monitor.check_context import CheckContext
 from monitor.classify import Classifier
 from monitor.config import Config
 from monitor.errors import HelixError
@@ -61,6 +62,11 @@ class Runtime:
             from monitor.notify import Notifier
 
             self._notifier = Notifier(cfg.notify.webhook_url, self.metrics)
+        self.check_context = CheckContext(
+            monitor=cfg.monitor, stream_url=cfg.twitch.stream_url, chatting_id=cfg.categories.chatting,
+            store=self.store, retainer=self.retainer, metrics=self.metrics, cpu_slot=self.cpu_slot,
+            notify_flag=self.notify_flag,
+        )
 
     @contextlib.contextmanager
     def cpu_slot(self) -> Iterator[None]:
@@ -89,10 +95,12 @@ class Runtime:
         return self._category_names
 
     def notify_flag(self, event: FlagEvent | None) -> None:
+        """Send a flag's opening or closing to the webhook, if one is configured."""
         if self._notifier is not None and event is not None and event.action in ("open", "close"):
             self._notifier.send({"action": event.action, "flag": event.flag})
 
     def close(self) -> None:
+        """Stop the webhook sender and close the database connections."""
         if self._notifier is not None:
             self._notifier.close()
         self.store.dispose()
@@ -187,7 +195,7 @@ def _guarded_check(rt: Runtime, stream: Stream, classifier: Classifier, stop: th
     if stop.is_set():
         return CheckResult.of(stream, "error", error="abandoned: stopping")
     try:
-        return check_stream(rt, stream, classifier)
+        return check_stream(rt.check_context, stream, classifier)
     except Exception as exc:  # one broken check must not end the cycle
         log.exception("check %s failed unexpectedly", stream.user_login)
         return CheckResult.of(stream, "error", error=f"{type(exc).__name__}: {exc}")

@@ -50,7 +50,7 @@ def _honest_login():
 
 
 def test_a_check_stores_one_observation_with_scores(runtime):
-    result = check_stream(runtime, _stream(runtime, _honest_login()), runtime.classifier())
+    result = check_stream(runtime.check_context, _stream(runtime, _honest_login()), runtime.classifier())
     assert result.outcome in ("agree", "mismatch", "unsure")
     assert result.record.frames_decoded == 6
     assert abs(sum(result.record.scores.values()) - 1) < 1e-3
@@ -62,7 +62,7 @@ def test_channel_offline_between_listing_and_capture_gives_no_verdict(runtime, s
     login = _honest_login()
     stream = _stream(runtime, login)
     standin.set_offline(login, True)
-    result = check_stream(runtime, stream, runtime.classifier())
+    result = check_stream(runtime.check_context, stream, runtime.classifier())
     assert result.outcome == "offline" and result.verdict is None
     assert result.flag_event is None
     assert runtime.store.observations(login)[0]["outcome"] == "offline"
@@ -71,7 +71,7 @@ def test_channel_offline_between_listing_and_capture_gives_no_verdict(runtime, s
 def test_fully_corrupt_video_is_an_error_not_a_crash(runtime, standin):
     login = _honest_login()
     standin.set_corrupt(login, 1.0)
-    result = check_stream(runtime, _stream(runtime, login), runtime.classifier())
+    result = check_stream(runtime.check_context, _stream(runtime, login), runtime.classifier())
     assert result.outcome in ("error", "unsure")
     assert result.flag_event is None
 
@@ -79,6 +79,6 @@ def test_fully_corrupt_video_is_an_error_not_a_crash(runtime, standin):
 def test_partly_corrupt_video_still_classifies_what_decodes(runtime, standin):
     login = _honest_login()
     standin.set_corrupt(login, 0.05)
-    result = check_stream(runtime, _stream(runtime, login), runtime.classifier())
+    result = check_stream(runtime.check_context, _stream(runtime, login), runtime.classifier())
     assert result.record.frames_decoded > 0
     assert result.record.scores

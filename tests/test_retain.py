@@ -68,7 +68,7 @@ def _login(declared: str, mislabeled: bool) -> str:
 def _check(rt, login):
     stream = rt.helix.stream_of(login)
     assert stream is not None
-    return check_stream(rt, stream, rt.classifier())
+    return check_stream(rt.check_context, stream, rt.classifier())
 
 
 def test_an_agreeing_check_keeps_its_frames_for_training_and_a_mismatch_for_review(runtime):
