@@ -40,7 +40,8 @@ def main() -> None:
         })
         Store(cfg.storage.database_url).upgrade()
         model_id = save_model(Path(cfg.storage.data_dir), build_model(cfg.model.arch, len(classes), "none"),
-                              {"classes": classes, "arch": cfg.model.arch, "segments": 6, "frames_per_segment": 3})
+                              {"classes": classes, "arch": cfg.model.arch, "segments": cfg.monitor.segments,
+                               "frames_per_segment": cfg.monitor.frames_per_segment})
         ModelRegistry(cfg.storage.data_dir).activate(model_id)
         rt = Runtime(cfg)
         login = scenario.channels[0].login

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from monitor.config import DEFAULT_FRAMES_PER_SEGMENT, DEFAULT_SEGMENTS
 from trainer.augment import ERASE_PROBABILITY
 from trainer.dataset import load_dataset
 from trainer.evaluate import evaluate_model
@@ -35,8 +36,8 @@ def main() -> None:
     parser.add_argument("--tag", required=True)
     parser.add_argument("--out", default="/tmp/twitchwatch-variants")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--segments", type=int, default=6, help="K")
-    parser.add_argument("--frames-per-segment", type=int, default=3, help="n, at inference")
+    parser.add_argument("--segments", type=int, default=DEFAULT_SEGMENTS, help="K")
+    parser.add_argument("--frames-per-segment", type=int, default=DEFAULT_FRAMES_PER_SEGMENT, help="n, at inference")
     parser.add_argument("--train-n", type=int, default=1, help="frames per segment in training")
     parser.add_argument("--batch", type=int, default=24)
     parser.add_argument("--lr", type=float, default=3e-4)

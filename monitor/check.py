@@ -77,7 +77,8 @@ class CheckResult:
 def check_stream(ctx: CheckContext, stream: Stream, classifier: Classifier) -> CheckResult:
     """Run one check of a live stream and record it; never raises for stream faults."""
     mon = ctx.monitor
-    expected = mon.segments * mon.frames_per_segment
+    # The model's own K and n (its card's): the sampling its test accuracy was measured at.
+    expected = classifier.segments * classifier.frames_per_segment
     result = CheckResult.of(stream, "error", model_id=classifier.model_id, frames_expected=expected)
     record = result.record
     frames: list[np.ndarray] = []
@@ -111,7 +112,7 @@ def _capture_and_classify(
     record.bytes_downloaded, result.variant = cap.size, cap.variant
     with ctx.cpu_slot():
         started = time.monotonic()
-        sampled = decode_sampled(cap.data, mon.segments, mon.frames_per_segment, "test")
+        sampled = decode_sampled(cap.data, classifier.segments, classifier.frames_per_segment, "test")
         record.decode_seconds = time.monotonic() - started
         record.frames_decoded = len(sampled.frames)
         started = time.monotonic()

@@ -24,6 +24,7 @@ from torch import nn
 
 from monitor import __version__
 from monitor.classify import ARCHS
+from monitor.config import DEFAULT_FRAMES_PER_SEGMENT, DEFAULT_SEGMENTS
 from monitor.errors import ModelError
 from monitor.frames import PREPROCESSING
 from monitor.models import CARD_FILE, CONFUSION_FILE, WEIGHTS_FILE, ModelRegistry, write_atomic
@@ -113,8 +114,8 @@ def _jsonable(value: object) -> object:
 def _complete_card(card: dict, model_id: str) -> dict:
     full = {
         "temperature": 1.0,
-        "segments": 6,
-        "frames_per_segment": 3,
+        "segments": DEFAULT_SEGMENTS,
+        "frames_per_segment": DEFAULT_FRAMES_PER_SEGMENT,
         "preprocessing": PREPROCESSING,
         "input_size": PREPROCESSING["input_size"],
         "code_version": __version__,
