@@ -18,7 +18,7 @@ from monitor.check import check_stream
 from monitor.classify import build_model
 from monitor.config import load_config
 from monitor.cycle import Runtime
-from monitor.models import ModelRegistry
+from monitor.model_registry import ModelRegistry
 from monitor.sim import StandIn, small_scenario
 from monitor.store import Store
 from trainer.registry import save_model

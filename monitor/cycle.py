@@ -28,7 +28,7 @@ from monitor.config import Config
 from monitor.errors import HelixError
 from monitor.helix import HelixClient, Stream
 from monitor.metrics import Metrics
-from monitor.models import ModelRegistry
+from monitor.model_registry import ModelRegistry
 from monitor.retain import Retainer
 from monitor.store import FlagEvent, Store
 from monitor.verdict import OUTCOMES

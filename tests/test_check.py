@@ -15,7 +15,7 @@ from monitor.store import Store
 def make_runtime(standin, tmp_path, *, monitor: dict, card: tuple[int, int]) -> Runtime:
     """Return a Runtime on the stand-in whose active model, untrained, was registered at K, n = card."""
     from monitor.classify import build_model
-    from monitor.models import ModelRegistry
+    from monitor.model_registry import ModelRegistry
     from trainer.registry import save_model
 
     torch.set_num_threads(1)

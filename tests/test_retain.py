@@ -33,7 +33,7 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 def runtime(small_standin, tmp_path):
     """A Runtime whose active model, a real SqueezeNet, says League of Legends whatever it sees."""
     from monitor.classify import build_model
-    from monitor.models import ModelRegistry
+    from monitor.model_registry import ModelRegistry
     from trainer.registry import save_model
 
     torch.set_num_threads(1)

@@ -12,7 +12,7 @@ from toydata import toy_frame
 
 from monitor.classify import build_model
 from monitor.errors import DatasetError, ModelError
-from monitor.models import ModelRegistry
+from monitor.model_registry import ModelRegistry
 from trainer.augment import MAX_CUT, augment, random_erase, shallow_crop
 from trainer.evaluate import evaluate_model
 from trainer.registry import save_model

@@ -109,7 +109,7 @@ def _check_epochs(name: str, epochs: int | None) -> None:
 
 
 def _cmd_models(args: argparse.Namespace, cfg: Config) -> int:
-    from monitor.models import ModelRegistry
+    from monitor.model_registry import ModelRegistry
 
     registry = ModelRegistry(cfg.data_path)
     if args.action == "activate":

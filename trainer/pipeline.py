@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from monitor.config import Config
-from monitor.models import ModelRegistry
+from monitor.model_registry import ModelRegistry
 from trainer.dataset import Dataset, load_dataset
 from trainer.evaluate import Evaluation, evaluate_model
 from trainer.registry import save_model

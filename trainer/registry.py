@@ -1,4 +1,4 @@
-"""Write models into the registry that `monitor.models.ModelRegistry` reads.
+"""Write models into the registry that `monitor.model_registry.ModelRegistry` reads.
 
     model_id = save_model(cfg.data_path, result.model, result.card(dataset_hash=h),
                           confusion=metrics["confusion"])
@@ -27,7 +27,7 @@ from monitor.classify import ARCHS
 from monitor.config import DEFAULT_FRAMES_PER_SEGMENT, DEFAULT_SEGMENTS
 from monitor.errors import ModelError
 from monitor.frames import PREPROCESSING
-from monitor.models import CARD_FILE, CONFUSION_FILE, WEIGHTS_FILE, ModelRegistry, write_atomic
+from monitor.model_registry import CARD_FILE, CONFUSION_FILE, WEIGHTS_FILE, ModelRegistry, write_atomic
 
 log = logging.getLogger(__name__)
 

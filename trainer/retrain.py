@@ -40,7 +40,7 @@ from pathlib import Path
 from monitor.classify import Classifier
 from monitor.config import Config
 from monitor.errors import DatasetError, ModelError
-from monitor.models import ModelRegistry
+from monitor.model_registry import ModelRegistry
 from trainer.dataset import Dataset, load_dataset
 from trainer.evaluate import Evaluation, discordant_pairs, evaluate_model, mcnemar_p
 from trainer.pipeline import train_model
