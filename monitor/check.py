@@ -27,7 +27,7 @@ from monitor.frames import decode_sampled
 from monitor.helix import Stream
 from monitor.record import CheckRecord
 from monitor.store import FlagEvent
-from monitor.verdict import Verdict, decide
+from monitor.verdict import Outcome, Verdict, decide
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class CheckResult:
 
     @property
     def mismatch(self) -> bool:
-        return self.outcome == "mismatch"
+        return self.outcome == Outcome.MISMATCH
 
     def to_json(self, category_names: dict[str, str]) -> dict:
         """Return what `check --json` prints: the record, rounded, and the names and flag action beside it."""
@@ -79,15 +79,15 @@ def check_stream(ctx: CheckContext, stream: Stream, classifier: Classifier) -> C
     mon = ctx.monitor
     # The model's own K and n (its card's): the sampling its test accuracy was measured at.
     expected = classifier.segments * classifier.frames_per_segment
-    result = CheckResult.of(stream, "error", model_id=classifier.model_id, frames_expected=expected)
+    result = CheckResult.of(stream, Outcome.ERROR, model_id=classifier.model_id, frames_expected=expected)
     record = result.record
     frames: list[np.ndarray] = []
     try:
         frames = _capture_and_classify(ctx, stream, classifier, result)
     except OfflineError as exc:
-        record.outcome, record.error = "offline", str(exc)
+        record.outcome, record.error = Outcome.OFFLINE, str(exc)
     except (CaptureError, DecodeError) as exc:
-        record.outcome, record.error = "error", str(exc)
+        record.outcome, record.error = Outcome.ERROR, str(exc)
         log.warning("check %s: %s", stream.user_login, exc)
     record.checked_at = datetime.now(UTC)  # when the check ended: what flags' first_seen and last_seen show
     result.flag_event = ctx.store.record(record, confirmations=mon.confirmations)

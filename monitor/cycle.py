@@ -31,7 +31,7 @@ from monitor.metrics import Metrics
 from monitor.model_registry import ModelRegistry
 from monitor.retain import Retainer
 from monitor.store import FlagEvent, Store
-from monitor.verdict import OUTCOMES
+from monitor.verdict import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class CycleSummary:
 
     checks: int = 0
     completed: int = 0
-    verdicts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
+    verdicts: dict[str, int] = field(default_factory=lambda: {o.value: 0 for o in Outcome})
     flags_opened: int = 0
     flags_closed: int = 0
     wall_seconds: float = 0.0
@@ -193,18 +193,18 @@ def _list_streams(rt: Runtime, summary: CycleSummary, names: dict[str, str]) -> 
 
 def _guarded_check(rt: Runtime, stream: Stream, classifier: Classifier, stop: threading.Event) -> CheckResult:
     if stop.is_set():
-        return CheckResult.of(stream, "error", error="abandoned: stopping")
+        return CheckResult.of(stream, Outcome.ERROR, error="abandoned: stopping")
     try:
         return check_stream(rt.check_context, stream, classifier)
     except Exception as exc:  # one broken check must not end the cycle
         log.exception("check %s failed unexpectedly", stream.user_login)
-        return CheckResult.of(stream, "error", error=f"{type(exc).__name__}: {exc}")
+        return CheckResult.of(stream, Outcome.ERROR, error=f"{type(exc).__name__}: {exc}")
 
 
 def _tally(summary: CycleSummary, result: CheckResult) -> None:
     summary.results.append(result)
     summary.verdicts[result.outcome] = summary.verdicts.get(result.outcome, 0) + 1
-    if result.outcome in ("agree", "mismatch", "unsure"):
+    if Outcome.parse(result.outcome).completed:
         summary.completed += 1
     summary.bytes_downloaded += result.record.bytes_downloaded
     if result.flag_event is not None:

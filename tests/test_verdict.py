@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.verdict import GAMEPLAY, OUTCOMES, ChannelState, Transition, Verdict, decide, step
+from monitor.verdict import GAMEPLAY, ChannelState, Outcome, Transition, Verdict, decide, step
 
 CHAT, LOL, FORTNITE = "509658", "21779", "33214"
 UNKNOWN_GAME = "516575"  # Valorant: a category the model was never trained on
@@ -237,5 +237,5 @@ def test_unknown_outcomes_and_zero_confirmations_are_refused():
     ("error", (ChannelState(CHAT, 2, True), Transition(None))),
 ])
 def test_every_outcome_from_an_open_flag(outcome, expected):
-    assert outcome in OUTCOMES
+    assert outcome in list(Outcome)
     assert step(ChannelState(CHAT, 2, True), outcome, CHAT, confirmations=2) == expected

@@ -43,6 +43,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from monitor.record import FIELD_TYPES, OPTIONAL_FIELDS, CheckRecord
+from monitor.verdict import Outcome
 
 # Deterministic constraint names: a later migration can drop or alter them by name
 # on both databases (SQLite's batch mode needs names to recreate tables).
@@ -135,7 +136,7 @@ class Observation(Base):
         Column("id", Integer, primary_key=True),
         Column("channel_id", ID, ForeignKey("channels.id"), nullable=False),
         *measured_columns(),
-        CheckConstraint("outcome IN ('agree', 'mismatch', 'unsure', 'offline', 'error')", name="outcome"),
+        CheckConstraint(f"outcome IN ({', '.join(repr(o.value) for o in Outcome)})", name="outcome"),
         Index("ix_observations_channel_id_checked_at", "channel_id", "checked_at"),
     )
 

@@ -33,7 +33,7 @@ from monitor.record import CheckRecord, iso
 from monitor.store import migrate
 from monitor.store.engine import make_engine, normalize_url, safe_url
 from monitor.store.models import CHANNEL_FIELDS, CLOSED, OPEN, Category, Channel, Flag, Observation
-from monitor.verdict import GAMEPLAY, ChannelState, Transition, step
+from monitor.verdict import GAMEPLAY, ChannelState, Outcome, Transition, step
 
 log = logging.getLogger(__name__)
 
@@ -290,7 +290,7 @@ def _streak_start(session: Session, obs: CheckRecord, streak: int) -> datetime:
     times = session.scalars(
         select(Observation.checked_at)
         .where(Observation.channel_id == obs.user_id, Observation.declared_game_id == obs.declared_game_id,
-               Observation.outcome == "mismatch")
+               Observation.outcome == Outcome.MISMATCH.value)
         .order_by(Observation.id.desc())
         .limit(max(1, streak))
     ).all()
@@ -344,7 +344,7 @@ def _close_missing(session: Session, category_id: str, live: set[str]) -> list[F
             continue  # closed or moved on by a concurrent check
         state = ChannelState(channel.state_declared_game_id, channel.mismatch_streak, True)
         # confirmations plays no part in an offline step
-        new, transition = step(state, "offline", None, confirmations=1)
+        new, transition = step(state, Outcome.OFFLINE, None, confirmations=1)
         channel.state_declared_game_id, channel.mismatch_streak = new.declared_game_id, new.mismatch_streak
         _close(flag, when, transition.reason)
         events.append(FlagEvent("close", _flag_json(flag, channel, _category_name(session, flag)),
