@@ -18,7 +18,7 @@ from monitor.check import check_stream
 from monitor.classify import build_model
 from monitor.config import load_config
 from monitor.cycle import Runtime
-from monitor.models import ModelRegistry
+from monitor.model_registry import ModelRegistry
 from monitor.sim import StandIn, small_scenario
 from monitor.store import Store
 from trainer.registry import save_model
@@ -40,17 +40,18 @@ def main() -> None:
         })
         Store(cfg.storage.database_url).upgrade()
         model_id = save_model(Path(cfg.storage.data_dir), build_model(cfg.model.arch, len(classes), "none"),
-                              {"classes": classes, "arch": cfg.model.arch, "segments": 6, "frames_per_segment": 3})
+                              {"classes": classes, "arch": cfg.model.arch, "segments": cfg.monitor.segments,
+                               "frames_per_segment": cfg.monitor.frames_per_segment})
         ModelRegistry(cfg.storage.data_dir).activate(model_id)
         rt = Runtime(cfg)
         login = scenario.channels[0].login
         stream = rt.helix.stream_of(login)
         classifier = rt.classifier()
-        check_stream(rt, stream, classifier)  # warm: stand-in cache, torch
+        check_stream(rt.check_context, stream, classifier)  # warm: stand-in cache, torch
         rows = []
         for _ in range(args.checks):
             t0 = time.monotonic()
-            r = check_stream(rt, stream, classifier)
+            r = check_stream(rt.check_context, stream, classifier).record
             rows.append((time.monotonic() - t0, r.capture_seconds, r.decode_seconds, r.inference_seconds,
                          r.bytes_downloaded))
         rt.close()

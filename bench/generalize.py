@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from cli_helpers import write_config  # noqa: E402
 
 from monitor.cli import main as twitchwatch  # noqa: E402
-from monitor.models import ModelRegistry  # noqa: E402
+from monitor.model_registry import ModelRegistry  # noqa: E402
 from monitor.sim import Scenario, StandIn, load_scenario  # noqa: E402
 from monitor.store import Store  # noqa: E402
 from trainer.dataset import load_dataset  # noqa: E402

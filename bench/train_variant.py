@@ -22,11 +22,12 @@ from pathlib import Path
 
 import torch
 
+from monitor.config import DEFAULT_FRAMES_PER_SEGMENT, DEFAULT_SEGMENTS
 from trainer.augment import ERASE_PROBABILITY
 from trainer.dataset import load_dataset
 from trainer.evaluate import evaluate_model
 from trainer.pipeline import VAL_FRACTION, split_validation
-from trainer.train import PATIENCE, train_classifier
+from trainer.train import PATIENCE, TrainingSpec, train_classifier
 
 
 def main() -> None:
@@ -35,8 +36,8 @@ def main() -> None:
     parser.add_argument("--tag", required=True)
     parser.add_argument("--out", default="/tmp/twitchwatch-variants")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--segments", type=int, default=6, help="K")
-    parser.add_argument("--frames-per-segment", type=int, default=3, help="n, at inference")
+    parser.add_argument("--segments", type=int, default=DEFAULT_SEGMENTS, help="K")
+    parser.add_argument("--frames-per-segment", type=int, default=DEFAULT_FRAMES_PER_SEGMENT, help="n, at inference")
     parser.add_argument("--train-n", type=int, default=1, help="frames per segment in training")
     parser.add_argument("--batch", type=int, default=24)
     parser.add_argument("--lr", type=float, default=3e-4)
@@ -57,12 +58,13 @@ def main() -> None:
 
         say(json.dumps(vars(args)))
         started = time.monotonic()
-        result = train_classifier(
-            train, val, data.classes, arch="squeezenet1_1", pretrained="none", segments=args.segments,
+        spec = TrainingSpec(
+            arch="squeezenet1_1", pretrained="none", segments=args.segments,
             frames_per_segment=args.frames_per_segment, train_frames_per_segment=args.train_n,
-            epochs=args.epochs, batch_size=args.batch, learning_rate=args.lr, seed=args.seed, log=say,
+            epochs=args.epochs, batch_size=args.batch, learning_rate=args.lr, seed=args.seed,
             patience=args.patience, erase_probability=args.erase, max_seconds=args.minutes * 60 if args.minutes else None,
         )
+        result = train_classifier(train, val, data.classes, spec, log=say)
         seconds = time.monotonic() - started
         test = evaluate_model(result.classifier(), data.test)
         wrong = Counter(f"{o.label}->{o.predicted}" for o in test.outcomes if o.label != o.predicted)

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torchvision import models as tvm
 
+from monitor.config import DEFAULT_FRAMES_PER_SEGMENT, DEFAULT_SEGMENTS
 from monitor.errors import ModelError
 from monitor.frames import preprocess
 
@@ -134,15 +135,19 @@ class ClipScores:
 
 @dataclass
 class Classifier:
-    """A model with everything needed to score frames: classes, temperature, sampling."""
+    """A model with everything needed to score frames: classes, temperature, sampling.
+
+    `segments` and `frames_per_segment` are the K and n its clips are sampled
+    at, in evaluation and when the daemon checks a stream: the model card's.
+    """
 
     model: nn.Module
     classes: list[str]
     model_id: str = "unsaved"
     arch: str = "squeezenet1_1"
     temperature: float = 1.0
-    segments: int = 6
-    frames_per_segment: int = 3
+    segments: int = DEFAULT_SEGMENTS
+    frames_per_segment: int = DEFAULT_FRAMES_PER_SEGMENT
     card: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -176,8 +181,8 @@ class Classifier:
         model_id: str = "unsaved",
         arch: str = "squeezenet1_1",
         temperature: float = 1.0,
-        segments: int = 6,
-        frames_per_segment: int = 3,
+        segments: int = DEFAULT_SEGMENTS,
+        frames_per_segment: int = DEFAULT_FRAMES_PER_SEGMENT,
         card: dict | None = None,
     ) -> Classifier:
         """Wrap a model built or trained in this process."""

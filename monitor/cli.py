@@ -170,7 +170,7 @@ def _cmd_check(args: argparse.Namespace, cfg: Config) -> int:
             else:
                 print(f"{login} is offline: no verdict")
             return 0
-        result = check_stream(rt, stream, rt.classifier())
+        result = check_stream(rt.check_context, stream, rt.classifier())
         names = rt.category_names()
         payload = result.to_json(names)
     finally:

@@ -22,15 +22,16 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from monitor.check import CheckResult, check_stream
+from monitor.check_context import CheckContext
 from monitor.classify import Classifier
 from monitor.config import Config
 from monitor.errors import HelixError
 from monitor.helix import HelixClient, Stream
 from monitor.metrics import Metrics
-from monitor.models import ModelRegistry
+from monitor.model_registry import ModelRegistry
 from monitor.retain import Retainer
 from monitor.store import FlagEvent, Store
-from monitor.verdict import OUTCOMES
+from monitor.verdict import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,11 @@ class Runtime:
             from monitor.notify import Notifier
 
             self._notifier = Notifier(cfg.notify.webhook_url, self.metrics)
+        self.check_context = CheckContext(
+            monitor=cfg.monitor, stream_url=cfg.twitch.stream_url, chatting_id=cfg.categories.chatting,
+            store=self.store, retainer=self.retainer, metrics=self.metrics, cpu_slot=self.cpu_slot,
+            notify_flag=self.notify_flag,
+        )
 
     @contextlib.contextmanager
     def cpu_slot(self) -> Iterator[None]:
@@ -89,10 +95,12 @@ class Runtime:
         return self._category_names
 
     def notify_flag(self, event: FlagEvent | None) -> None:
+        """Send a flag's opening or closing to the webhook, if one is configured."""
         if self._notifier is not None and event is not None and event.action in ("open", "close"):
             self._notifier.send({"action": event.action, "flag": event.flag})
 
     def close(self) -> None:
+        """Stop the webhook sender and close the database connections."""
         if self._notifier is not None:
             self._notifier.close()
         self.store.dispose()
@@ -104,7 +112,7 @@ class CycleSummary:
 
     checks: int = 0
     completed: int = 0
-    verdicts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
+    verdicts: dict[str, int] = field(default_factory=lambda: {o.value: 0 for o in Outcome})
     flags_opened: int = 0
     flags_closed: int = 0
     wall_seconds: float = 0.0
@@ -185,20 +193,20 @@ def _list_streams(rt: Runtime, summary: CycleSummary, names: dict[str, str]) -> 
 
 def _guarded_check(rt: Runtime, stream: Stream, classifier: Classifier, stop: threading.Event) -> CheckResult:
     if stop.is_set():
-        return CheckResult(stream=stream, outcome="error", error="abandoned: stopping")
+        return CheckResult.of(stream, Outcome.ERROR, error="abandoned: stopping")
     try:
-        return check_stream(rt, stream, classifier)
+        return check_stream(rt.check_context, stream, classifier)
     except Exception as exc:  # one broken check must not end the cycle
         log.exception("check %s failed unexpectedly", stream.user_login)
-        return CheckResult(stream=stream, outcome="error", error=f"{type(exc).__name__}: {exc}")
+        return CheckResult.of(stream, Outcome.ERROR, error=f"{type(exc).__name__}: {exc}")
 
 
 def _tally(summary: CycleSummary, result: CheckResult) -> None:
     summary.results.append(result)
     summary.verdicts[result.outcome] = summary.verdicts.get(result.outcome, 0) + 1
-    if result.outcome in ("agree", "mismatch", "unsure"):
+    if Outcome.parse(result.outcome).completed:
         summary.completed += 1
-    summary.bytes_downloaded += result.bytes_downloaded
+    summary.bytes_downloaded += result.record.bytes_downloaded
     if result.flag_event is not None:
         if result.flag_event.action == "open":
             summary.flags_opened += 1

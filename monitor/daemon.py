@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from apscheduler.events import EVENT_JOB_ERROR, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -51,8 +51,24 @@ JOB_ID = "poll"
 # queued behind the CPU slots and a database commit on a busy machine.
 STALL_SLACK_SECONDS = 60.0
 
-CycleFn = Callable[[Any, threading.Event], Any]
-RuntimeFactory = Callable[[Config, Metrics], Any]
+
+
+class Closable(Protocol):
+    """What the daemon itself does with a runtime (monitor.cycle.Runtime): hand it to cycles, close it."""
+
+    def close(self) -> None: ...
+
+
+class CycleReport(Protocol):
+    """What the daemon reads of a finished cycle (monitor.cycle.CycleSummary): its summary, for STATUS=."""
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+RuntimeT = TypeVar("RuntimeT", bound=Closable)
+# One cycle over the runtime, told to wrap up when the event is set: run_cycle, or a test's stand-in.
+CycleFn = Callable[[RuntimeT, threading.Event], CycleReport | None]
+RuntimeFactory = Callable[[Config, Metrics], RuntimeT]
 
 
 def stall_bound(cfg: Config) -> float:
@@ -114,8 +130,8 @@ def run_daemon(
     cfg: Config,
     config_path: str | None,
     *,
-    cycle_fn: CycleFn | None = None,
-    runtime_factory: RuntimeFactory | None = None,
+    cycle_fn: CycleFn[RuntimeT] | None = None,
+    runtime_factory: RuntimeFactory[RuntimeT] | None = None,
     stall_seconds: float | None = None,
     hard_exit: Callable[[int], Any] = os._exit,
 ) -> int:
@@ -129,16 +145,18 @@ def run_daemon(
     if cycle_fn is None or runtime_factory is None:
         from monitor.cycle import Runtime, run_cycle
 
-        cycle_fn = cycle_fn or run_cycle
-        runtime_factory = runtime_factory or Runtime
+        cycle_fn = cycle_fn or run_cycle  # type: ignore[assignment]  # RuntimeT is Runtime here
+        runtime_factory = runtime_factory or Runtime  # type: ignore[assignment]
     daemon = _Daemon(cfg, config_path, cycle_fn, runtime_factory,
                      stall_seconds if stall_seconds is not None else stall_bound(cfg), hard_exit)
     return daemon.run()
 
 
-class _Daemon:
-    def __init__(self, cfg: Config, config_path: str | None, cycle_fn: CycleFn,
-                 runtime_factory: RuntimeFactory, stall: float, hard_exit: Callable[[int], Any]):
+class _Daemon(Generic[RuntimeT]):
+    rt: RuntimeT  # built by run(), before the scheduler starts the first cycle
+
+    def __init__(self, cfg: Config, config_path: str | None, cycle_fn: CycleFn[RuntimeT],
+                 runtime_factory: RuntimeFactory[RuntimeT], stall: float, hard_exit: Callable[[int], Any]):
         self.cfg = cfg
         self.config_path = config_path
         self.cycle_fn = cycle_fn
@@ -148,7 +166,6 @@ class _Daemon:
         self.metrics.set_interval(cfg.monitor.interval_seconds)
         self.progress = Progress(cfg.monitor.interval_seconds, stall)
         self.stop = threading.Event()  # tells the running cycle to wrap up
-        self.rt: Any = None
         self._lock = threading.Lock()  # orders a job's start against the stop
         self._pending: Config | None = None  # a reloaded config, applied before the next cycle
         self._wake = threading.Event()
@@ -158,7 +175,7 @@ class _Daemon:
         self._last_ping = float("-inf")
         self._stall_logged = False
         self._cycles_reported = 0
-        self._last_summary: Any = None
+        self._last_summary: CycleReport | None = None
 
     # -- main thread ----------------------------------------------------------
 
@@ -341,11 +358,10 @@ def _trigger(interval: int) -> IntervalTrigger:
     return IntervalTrigger(seconds=interval, jitter=jitter_seconds(interval), timezone=UTC)
 
 
-def _status_line(cycles: int, summary: Any) -> str:
-    to_json = getattr(summary, "to_json", None)
-    if to_json is None:
+def _status_line(cycles: int, summary: CycleReport | None) -> str:
+    if summary is None:
         return f"{cycles} cycles run"
-    s = to_json()
+    s = summary.to_json()
     return (f"{cycles} cycles run; last: {s.get('checks', 0)} checks, {s.get('completed', 0)} completed, "
             f"{s.get('flags_opened', 0)} flags opened, {s.get('wall_seconds', 0):.0f}s")
 

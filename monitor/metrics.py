@@ -37,8 +37,8 @@ from prometheus_client import (
 )
 
 from monitor import __version__
+from monitor.verdict import Outcome
 
-OUTCOMES = ("agree", "mismatch", "unsure", "offline", "error")
 DOWNLOAD_KINDS = ("video", "thumbnail")
 FLAG_ACTIONS = ("open", "close")
 
@@ -141,9 +141,8 @@ class Metrics:
 
     def check_done(self, category: str, outcome: str) -> None:
         """Count one finished check of a stream declared in `category`."""
-        if outcome not in OUTCOMES:
-            raise ValueError(f"unknown check outcome {outcome!r}; expected one of {', '.join(OUTCOMES)}")
-        self._checks.labels(category=category, outcome=outcome).inc()
+        outcome = Outcome.parse(outcome)
+        self._checks.labels(category=category, outcome=outcome.value).inc()
         self._touch()
 
     def observe_stage(self, stage: str, seconds: float) -> None:

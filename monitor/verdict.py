@@ -67,8 +67,34 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from enum import StrEnum
 
-OUTCOMES = ("agree", "mismatch", "unsure", "offline", "error")
+
+class Outcome(StrEnum):
+    """What one check found: the values of the observations' outcome column and of the metrics' label.
+
+    A StrEnum: each member equals its string ("agree" == Outcome.AGREE).
+    """
+
+    AGREE = "agree"
+    MISMATCH = "mismatch"
+    UNSURE = "unsure"
+    OFFLINE = "offline"  # the channel was not live at capture: no verdict
+    ERROR = "error"  # capture or decoding failed, or the check was abandoned: no verdict
+
+    @property
+    def completed(self) -> bool:
+        """Return whether the check reached a verdict (agree, mismatch or unsure)."""
+        return self in (Outcome.AGREE, Outcome.MISMATCH, Outcome.UNSURE)
+
+    @classmethod
+    def parse(cls, value: str) -> Outcome:
+        """Return the outcome named by value; ValueError listing the outcomes for any other."""
+        try:
+            return cls(value)
+        except ValueError:
+            raise ValueError(f"unknown outcome {value!r}; expected one of {', '.join(cls)}") from None
+
 GAMEPLAY = "gameplay"  # predicted label for gameplay of a game the model does not know
 CLOSE_REASONS = ("agrees", "left_category", "offline")
 
@@ -200,8 +226,7 @@ def step(
     state: ChannelState, outcome: str, declared_game_id: str | None, *, confirmations: int
 ) -> tuple[ChannelState, Transition]:
     """Apply one check's outcome to a channel's state; return the new state and the flag transition."""
-    if outcome not in OUTCOMES:
-        raise ValueError(f"unknown outcome {outcome!r}; expected one of {', '.join(OUTCOMES)}")
+    Outcome.parse(outcome)
     if confirmations < 1:
         raise ValueError(f"confirmations must be at least 1, got {confirmations}")
     if outcome == "offline":

@@ -481,7 +481,7 @@ def activate_untrained_model(data_dir, classes) -> str:
     import torch
 
     from monitor.classify import build_model
-    from monitor.models import ModelRegistry
+    from monitor.model_registry import ModelRegistry
     from trainer.registry import save_model
 
     torch.set_num_threads(1)

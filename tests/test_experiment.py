@@ -7,7 +7,7 @@ import json
 import pytest
 from toydata import toy_config, write_toy_dataset
 
-from monitor.models import ModelRegistry
+from monitor.model_registry import ModelRegistry
 from trainer.experiment import REPORT_SETTINGS, ExperimentReport, paired_tests, wilson_interval
 
 TABLE_FIELDS = {"setting", "segments", "frames_per_segment", "model_id", "train_frame_accuracy", "train_accuracy",

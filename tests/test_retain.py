@@ -33,7 +33,7 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 def runtime(small_standin, tmp_path):
     """A Runtime whose active model, a real SqueezeNet, says League of Legends whatever it sees."""
     from monitor.classify import build_model
-    from monitor.models import ModelRegistry
+    from monitor.model_registry import ModelRegistry
     from trainer.registry import save_model
 
     torch.set_num_threads(1)
@@ -68,7 +68,7 @@ def _login(declared: str, mislabeled: bool) -> str:
 def _check(rt, login):
     stream = rt.helix.stream_of(login)
     assert stream is not None
-    return check_stream(rt, stream, rt.classifier())
+    return check_stream(rt.check_context, stream, rt.classifier())
 
 
 def test_an_agreeing_check_keeps_its_frames_for_training_and_a_mismatch_for_review(runtime):
@@ -78,8 +78,8 @@ def test_an_agreeing_check_keeps_its_frames_for_training_and_a_mismatch_for_revi
     [line] = read_clips(data, "live")
     assert line["channel_login"] == agree.stream.user_login and line["channel_id"] == agree.stream.user_id
     assert line["category"] == LOL and line["outcome"] == "agree"
-    assert line["model_id"] == agree.model_id and line["confidence"] == pytest.approx(agree.verdict.confidence)
-    assert line["frames"] == agree.frames_decoded == 6
+    assert line["model_id"] == agree.record.model_id and line["confidence"] == pytest.approx(agree.verdict.confidence)
+    assert line["frames"] == agree.record.frames_decoded == 6
     files = sorted((data / "live" / line["dir"]).iterdir())
     assert [f.name for f in files] == [f"{i:03d}.png" for i in range(6)]
     assert line["bytes"] == sum(f.stat().st_size for f in files)
@@ -99,7 +99,7 @@ def test_a_check_whose_frames_cannot_be_kept_still_gets_its_verdict(runtime):
     (data / "live").write_text("a file where the live area's directory should be")
     login = _login(LOL, mislabeled=False)
     result = _check(runtime, login)
-    assert result.outcome == "agree" and result.error is None
+    assert result.outcome == "agree" and result.record.error is None
     assert runtime.store.observations(login)[0]["outcome"] == "agree"
     assert runtime.retainer.errors == {"live": 1}
 

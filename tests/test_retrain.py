@@ -18,7 +18,7 @@ from toydata import CLASSES, toy_config, toy_frame, write_toy_dataset
 
 from monitor.classify import build_model
 from monitor.errors import DatasetError, ModelError
-from monitor.models import ModelRegistry
+from monitor.model_registry import ModelRegistry
 from trainer.dataset import Dataset
 from trainer.registry import save_model
 from trainer.retrain import Standing, check_comparable, compare_and_promote, promotion_decision

@@ -12,11 +12,19 @@ from toydata import toy_frame
 
 from monitor.classify import build_model
 from monitor.errors import DatasetError, ModelError
-from monitor.models import ModelRegistry
+from monitor.model_registry import ModelRegistry
 from trainer.augment import MAX_CUT, augment, random_erase, shallow_crop
 from trainer.evaluate import evaluate_model
 from trainer.registry import save_model
-from trainer.train import FIT_ACCURACY, MAX_RESTARTS, Clip, EarlyStopping, fit_temperature, train_classifier
+from trainer.train import (
+    FIT_ACCURACY,
+    MAX_RESTARTS,
+    Clip,
+    EarlyStopping,
+    TrainingSpec,
+    fit_temperature,
+    train_classifier,
+)
 
 
 def toy_clips(per_class: int, seed: int, frames: int = 6) -> list[Clip]:
@@ -28,12 +36,17 @@ def toy_clips(per_class: int, seed: int, frames: int = 6) -> list[Clip]:
     ]
 
 
+def spec(**settings) -> TrainingSpec:
+    """A SqueezeNet 1.1 from scratch with the given settings."""
+    return TrainingSpec(arch="squeezenet1_1", pretrained=settings.pop("pretrained", "none"), **settings)
+
+
 def test_training_learns_three_clearly_different_scenes_from_scratch(tmp_path):
     lines: list[str] = []
     result = train_classifier(
         toy_clips(6, seed=1), toy_clips(2, seed=2), ["0", "1", "2"],
-        arch="squeezenet1_1", pretrained="none", segments=2, frames_per_segment=1,
-        epochs=5, batch_size=2, learning_rate=3e-4, seed=0, log=lines.append, log_every=9,
+        spec(segments=2, frames_per_segment=1, epochs=5, batch_size=2, learning_rate=3e-4, seed=0, log_every=9),
+        log=lines.append,
     )
     # the ln(3) stall would leave the loss at 1.0986 and the accuracy at 1/3
     assert result.metrics["val_accuracy"] == 1.0
@@ -59,12 +72,13 @@ def test_one_frame_per_segment_in_training_fits_more_clips_per_step():
     lines: list[str] = []
     result = train_classifier(
         toy_clips(6, seed=1), toy_clips(2, seed=2), ["0", "1", "2"],
-        arch="squeezenet1_1", pretrained="none", segments=2, frames_per_segment=3, train_frames_per_segment=1,
-        epochs=5, batch_size=4, learning_rate=3e-4, seed=0, log=lines.append, log_every=0,
+        spec(segments=2, frames_per_segment=3, train_frames_per_segment=1, epochs=5, batch_size=4,
+             learning_rate=3e-4, seed=0, log_every=0),
+        log=lines.append,
     )
     assert "2 clips/step, 9 steps/epoch" in lines[0]
     assert result.metrics["val_accuracy"] == 1.0
-    assert result.frames_per_segment == 3  # inference still samples 3 per segment
+    assert result.card()["frames_per_segment"] == 3  # inference still samples 3 per segment
     assert result.config["train_frames_per_segment"] == 1 and result.config["clips_per_step"] == 2
 
 
@@ -72,8 +86,9 @@ def test_time_budget_stops_training_but_returns_a_model():
     lines: list[str] = []
     result = train_classifier(
         toy_clips(2, seed=3, frames=2), toy_clips(1, seed=4, frames=2), ["0", "1", "2"],
-        arch="squeezenet1_1", pretrained="none", segments=1, frames_per_segment=1,
-        epochs=50, batch_size=1, learning_rate=3e-4, seed=0, log=lines.append, max_seconds=0.001,
+        spec(segments=1, frames_per_segment=1, epochs=50, batch_size=1, learning_rate=3e-4, seed=0,
+             max_seconds=0.001),
+        log=lines.append,
     )
     assert len(result.history) == 1
     assert any("time budget" in line for line in lines)
@@ -91,8 +106,9 @@ def test_dead_features_restart_then_fail_with_a_clear_error(tmp_path):
     lines: list[str] = []
     with pytest.raises(ModelError, match=r"ln\(3\)"):
         train_classifier(
-            toy_clips(4, seed=5, frames=2), [], ["0", "1", "2"], arch="squeezenet1_1", pretrained=str(path),
-            segments=1, frames_per_segment=2, epochs=3, batch_size=2, learning_rate=1e-3, seed=0,
+            toy_clips(4, seed=5, frames=2), [], ["0", "1", "2"],
+            spec(pretrained=str(path), segments=1, frames_per_segment=2, epochs=3, batch_size=2, learning_rate=1e-3,
+                 seed=0),
             log=lines.append,
         )
     assert sum("restarting from scratch" in line for line in lines) == MAX_RESTARTS
@@ -109,8 +125,9 @@ def colour_clip(clip_id: str, label: str, rgb: tuple[int, int, int]) -> Clip:
 )
 def test_training_refuses_unusable_clips(train, message):
     with pytest.raises(DatasetError, match=message):
-        train_classifier(train, [], ["0", "1"], arch="squeezenet1_1", pretrained="none", segments=1,
-                         frames_per_segment=1, epochs=1, batch_size=1, learning_rate=1e-3, seed=0, log=lambda s: None)
+        train_classifier(train, [], ["0", "1"],
+                         spec(segments=1, frames_per_segment=1, epochs=1, batch_size=1, learning_rate=1e-3, seed=0),
+                         log=lambda s: None)
 
 
 def test_temperature_above_one_for_an_overconfident_model():

@@ -7,8 +7,8 @@ import pytest
 from monitor.verdict import (
     DEFAULT_THRESHOLDS,
     GAMEPLAY,
-    OUTCOMES,
     ChannelState,
+    Outcome,
     Thresholds,
     Transition,
     Verdict,
@@ -248,7 +248,7 @@ def test_unknown_outcomes_and_zero_confirmations_are_refused():
     ("error", (ChannelState(CHAT, 2, True), Transition(None))),
 ])
 def test_every_outcome_from_an_open_flag(outcome, expected):
-    assert outcome in OUTCOMES
+    assert outcome in list(Outcome)
     assert step(ChannelState(CHAT, 2, True), outcome, CHAT, confirmations=2) == expected
 
 

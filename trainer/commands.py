@@ -64,6 +64,7 @@ def _cmd_dataset(args: argparse.Namespace, cfg: Config) -> int:
 
 def _cmd_train(args: argparse.Namespace, cfg: Config) -> int:
     from trainer.pipeline import train_and_register
+    from trainer.train import TrainingSpec
 
     _check_epochs("train", args.epochs)
     if args.max_minutes is not None and args.max_minutes <= 0:
@@ -71,7 +72,8 @@ def _cmd_train(args: argparse.Namespace, cfg: Config) -> int:
     # With --json, stdout carries only the JSON; progress goes to stderr (journald keeps both).
     say = _stderr if args.json else print
     max_seconds = args.max_minutes * 60 if args.max_minutes else None
-    result = train_and_register(cfg, epochs=args.epochs, say=say, max_seconds=max_seconds)
+    spec = TrainingSpec.from_config(cfg, epochs=args.epochs, max_seconds=max_seconds)
+    result = train_and_register(cfg, spec, say=say)
     if args.json:
         print(json.dumps(result, indent=2))
     return 0
@@ -107,7 +109,7 @@ def _check_epochs(name: str, epochs: int | None) -> None:
 
 
 def _cmd_models(args: argparse.Namespace, cfg: Config) -> int:
-    from monitor.models import ModelRegistry
+    from monitor.model_registry import ModelRegistry
 
     registry = ModelRegistry(cfg.data_path)
     if args.action == "activate":

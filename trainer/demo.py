@@ -23,6 +23,7 @@ from monitor.sim import Scenario, StandIn, load_scenario
 from monitor.store import Store
 from trainer.dataset import build_dataset
 from trainer.pipeline import train_and_register
+from trainer.train import TrainingSpec
 
 
 class _Say:
@@ -81,7 +82,8 @@ def run_demo(cfg: Config, *, scenario: str = "small", workdir: str = "twitchwatc
             say("  " + line)
 
         say("step 2/3: training the classifier on the CPU")
-        trained = train_and_register(dcfg, epochs=epochs, say=lambda line: say("  " + line))
+        trained = train_and_register(dcfg, TrainingSpec.from_config(dcfg, epochs=epochs),
+                                     say=lambda line: say("  " + line))
 
         rounds = cycles or dcfg.monitor.confirmations
         say(f"step 3/3: {rounds} poll cycles over the live channels (a flag needs "

@@ -4,6 +4,7 @@
     ev.clip_accuracy, ev.frame_accuracy, ev.ece_before, ev.ece_after
     ev.to_json()                     # what goes into the model card's metrics
     mcnemar_p(a_only, b_only)        # exact paired test between two models' per-clip correctness
+    consensus_nll(stacked_logits(classifier, clips), labels, temperature)   # differentiable in T
 
 Clips are sampled and scored exactly as inference does (test-mode
 `monitor.frames.sample_indices`, the classifier's own temperature); a clip's
@@ -11,7 +12,10 @@ prediction is TSN's consensus, the argmax of its frames' averaged softmax.
 One pass computes the logits of each clip once (a frame the sampler picks
 twice, as it does on clips shorter than K*n, is run once); every metric is
 derived from them, so the scores at temperature 1 ("before") and at the
-fitted temperature ("after") cost no second pass.
+fitted temperature ("after") cost no second pass. Training validates every
+epoch and fits its temperature with these same functions (`evaluate_model`,
+`stacked_logits`, `consensus_nll`), so validation and test metrics are one
+definition.
 
 Calibration is the expected calibration error (ECE) at clip level: the
 clips' confidences (the top consensus probability) in 15 equal-width bins
@@ -30,6 +34,7 @@ from fractions import Fraction
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from monitor.classify import Classifier
 from monitor.errors import DatasetError
@@ -191,6 +196,22 @@ def clip_logits(classifier: Classifier, clip: Clip) -> torch.Tensor:
     logits = classifier.logits([clip.frames[i] for i in distinct])
     row = {index: r for r, index in enumerate(distinct)}
     return logits[[row[i] for i in indices]]
+
+
+def stacked_logits(classifier: Classifier, clips: Sequence[Clip]) -> torch.Tensor:
+    """Return the (clips, K*n, C) raw logits of the clips' test-mode samples, one `clip_logits` each."""
+    # Stacked outside inference mode: a normal tensor, which autograd may save when fitting T.
+    return torch.stack([clip_logits(classifier, clip) for clip in clips])
+
+
+def consensus_nll(logits: torch.Tensor, labels: torch.Tensor, temperature: torch.Tensor | float = 1.0) -> torch.Tensor:
+    """Return the mean clip NLL of the averaged per-frame softmax(logits / T), differentiable in T.
+
+    `logits` is (clips, frames, classes). It is `Evaluation.nll` as a tensor
+    expression, the form that fitting a temperature needs.
+    """
+    probs = torch.softmax(logits / temperature, dim=2).mean(dim=1)
+    return F.nll_loss(torch.log(probs.clamp_min(_NLL_FLOOR)), labels)
 
 
 def expected_calibration_error(

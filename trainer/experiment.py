@@ -27,6 +27,7 @@ from monitor.errors import DatasetError
 from trainer.dataset import load_dataset
 from trainer.evaluate import discordant_pairs, mcnemar_p
 from trainer.pipeline import train_model
+from trainer.train import TrainingSpec
 
 REPORT_TRAIN_ACCURACY = 0.99  # "near 99%" for every setting
 
@@ -96,12 +97,13 @@ def run_experiment(
         raise DatasetError("the dataset has no test clips: the experiment compares settings on the frozen "
                            "test set; rebuild it with more channels per category (`twitchwatch dataset build`)")
     report = ExperimentReport(test_clips=len(data.test), test_hash=data.test_hash)
+    spec = TrainingSpec.from_config(cfg, epochs=epochs, max_seconds=max_seconds_per_setting)
     correctness: dict[str, dict[str, bool]] = {}
     for setting in settings:
         say(f"experiment: setting {setting.label}")
-        trained = train_model(cfg, data, epochs=epochs, segments=setting.segments,
-                              frames_per_segment=setting.frames_per_segment,
-                              max_seconds=max_seconds_per_setting, say=say)
+        trained = train_model(cfg.data_path, data,
+                              spec.replace(segments=setting.segments, frames_per_segment=setting.frames_per_segment),
+                              say=say)
         test = trained.test
         if test is None:  # cannot happen with test clips; keeps the types honest
             raise DatasetError(f"setting {setting.label} was not evaluated on the test clips")

@@ -1,7 +1,8 @@
 """Train, evaluate and register a model: what `twitchwatch train`, `retrain` and `experiment` do.
 
-    result = train_and_register(cfg, epochs=8)     # the JSON `train --json` prints
-    trained = train_model(cfg, load_dataset(cfg.data_path), segments=3, frames_per_segment=3)
+    result = train_and_register(cfg, TrainingSpec.from_config(cfg, epochs=8))   # what `train --json` prints
+    spec = TrainingSpec.from_config(cfg, segments=3, frames_per_segment=3)
+    trained = train_model(cfg.data_path, load_dataset(cfg.data_path), spec)
     trained.test.correctness()                     # per test clip, for paired comparisons
 
 The test set is the dataset's frozen test clips; validation (early stopping,
@@ -18,13 +19,14 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from monitor.config import Config
-from monitor.models import ModelRegistry
+from monitor.model_registry import ModelRegistry
 from trainer.dataset import Dataset, load_dataset
 from trainer.evaluate import Evaluation, evaluate_model
 from trainer.registry import save_model
-from trainer.train import Clip, train_classifier
+from trainer.train import Clip, TrainingSpec, train_classifier
 
 VAL_FRACTION = 0.2
 
@@ -69,33 +71,18 @@ def split_validation(clips: list[Clip], fraction: float, seed: int) -> tuple[lis
 
 
 def train_model(
-    cfg: Config,
-    data: Dataset,
-    *,
-    epochs: int | None = None,
-    segments: int | None = None,
-    frames_per_segment: int | None = None,
-    max_seconds: float | None = None,
-    say: Callable[[str], None] = print,
+    data_dir: str | Path, data: Dataset, spec: TrainingSpec, *, say: Callable[[str], None] = print
 ) -> TrainedModel:
     """Train on the dataset's train clips, evaluate on its frozen test clips, save; do not activate."""
-    k = segments or cfg.monitor.segments
-    n = frames_per_segment or cfg.monitor.frames_per_segment
-    train, val = split_validation(data.train, VAL_FRACTION, cfg.train.seed)
-    say(f"training {cfg.model.arch} on {len(train)} clips ({len(val)} validation, {len(data.test)} test), "
+    k, n = spec.segments, spec.frames_per_segment
+    train, val = split_validation(data.train, VAL_FRACTION, spec.seed)
+    say(f"training {spec.arch} on {len(train)} clips ({len(val)} validation, {len(data.test)} test), "
         f"classes {', '.join(data.classes)}, K={k} n={n}")
-    result = train_classifier(
-        train, val, data.classes,
-        arch=cfg.model.arch, pretrained=cfg.model.pretrained, segments=k, frames_per_segment=n,
-        epochs=epochs or cfg.train.epochs, batch_size=cfg.train.batch_size,
-        learning_rate=cfg.train.learning_rate, seed=cfg.train.seed, log=say, max_seconds=max_seconds,
-        train_frames_per_segment=cfg.train.frames_per_segment, erase_probability=cfg.train.erase_probability,
-        chatting=cfg.categories.chatting, layout_probability=cfg.train.layout_probability,
-    )
+    result = train_classifier(train, val, data.classes, spec, log=say)
     started = time.monotonic()
     test = evaluate_model(result.classifier(), data.test) if data.test else None
     card = result.card(
-        pretrained=cfg.model.pretrained, dataset_hash=data.dataset_hash, test_hash=data.test_hash,
+        pretrained=spec.pretrained, dataset_hash=data.dataset_hash, test_hash=data.test_hash,
         evaluate_seconds=round(time.monotonic() - started, 1),
         metrics={
             "test": test.to_json() if test else None,
@@ -112,8 +99,8 @@ def train_model(
         train_frame_accuracy=result.metrics["train_frame_accuracy"],
         counts={"train": len(train), "validation": len(val), "test": len(data.test)},
     )
-    model_id = save_model(cfg.data_path, result.model, card, confusion=test.confusion() if test else None)
-    card = ModelRegistry(cfg.data_path).card(model_id)  # as stored: model_id, created_at, code_version
+    model_id = save_model(data_dir, result.model, card, confusion=test.confusion() if test else None)
+    card = ModelRegistry(data_dir).card(model_id)  # as stored: model_id, created_at, code_version
     say(f"model {model_id} (K={k} n={n}): test clip accuracy {_pct(card['test_accuracy'])}, "
         f"frame accuracy {_pct(card['test_frame_accuracy'])}, train {_pct(card['train_accuracy'])}, "
         f"ECE {_num(card['ece_before'])} -> {_num(card['ece_after'])} at T={result.temperature:.2f}")
@@ -122,19 +109,18 @@ def train_model(
 
 def train_and_register(
     cfg: Config,
+    spec: TrainingSpec | None = None,
     *,
-    epochs: int | None = None,
     activate: bool = True,
     say: Callable[[str], None] = print,
     dataset: Dataset | None = None,
-    segments: int | None = None,
-    frames_per_segment: int | None = None,
-    max_seconds: float | None = None,
 ) -> dict:
-    """Train on the dataset, evaluate on its frozen test clips, register (and activate) the model."""
+    """Train on the dataset, evaluate on its frozen test clips, register (and activate) the model.
+
+    Without a spec, the config's (`TrainingSpec.from_config(cfg)`).
+    """
     data = dataset or load_dataset(cfg.data_path)
-    trained = train_model(cfg, data, epochs=epochs, segments=segments, frames_per_segment=frames_per_segment,
-                          max_seconds=max_seconds, say=say)
+    trained = train_model(cfg.data_path, data, spec or TrainingSpec.from_config(cfg), say=say)
     if activate:
         ModelRegistry(cfg.data_path).activate(trained.model_id)
         say(f"model {trained.model_id} is now the active model")

@@ -1,4 +1,4 @@
-"""Write models into the registry that `monitor.models.ModelRegistry` reads.
+"""Write models into the registry that `monitor.model_registry.ModelRegistry` reads.
 
     model_id = save_model(cfg.data_path, result.model, result.card(dataset_hash=h),
                           confusion=metrics["confusion"])
@@ -24,9 +24,10 @@ from torch import nn
 
 from monitor import __version__
 from monitor.classify import ARCHS
+from monitor.config import DEFAULT_FRAMES_PER_SEGMENT, DEFAULT_SEGMENTS
 from monitor.errors import ModelError
 from monitor.frames import PREPROCESSING
-from monitor.models import CARD_FILE, CONFUSION_FILE, WEIGHTS_FILE, ModelRegistry, write_atomic
+from monitor.model_registry import CARD_FILE, CONFUSION_FILE, WEIGHTS_FILE, ModelRegistry, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +114,8 @@ def _jsonable(value: object) -> object:
 def _complete_card(card: dict, model_id: str) -> dict:
     full = {
         "temperature": 1.0,
-        "segments": 6,
-        "frames_per_segment": 3,
+        "segments": DEFAULT_SEGMENTS,
+        "frames_per_segment": DEFAULT_FRAMES_PER_SEGMENT,
         "preprocessing": PREPROCESSING,
         "input_size": PREPROCESSING["input_size"],
         "code_version": __version__,

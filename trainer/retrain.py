@@ -40,10 +40,11 @@ from pathlib import Path
 from monitor.classify import Classifier
 from monitor.config import Config
 from monitor.errors import DatasetError, ModelError
-from monitor.models import ModelRegistry
+from monitor.model_registry import ModelRegistry
 from trainer.dataset import Dataset, load_dataset
 from trainer.evaluate import Evaluation, discordant_pairs, evaluate_model, mcnemar_p
 from trainer.pipeline import train_model
+from trainer.train import TrainingSpec
 
 NLL_TOLERANCE = 1e-6  # nats: below this a "lower" NLL is float noise between equal models
 
@@ -159,7 +160,7 @@ def retrain(cfg: Config, *, epochs: int | None = None, say: Callable[[str], None
     if champion_id is not None:
         # Refuse before spending CPU on a challenger that could not be compared.
         _refuse_incomparable(registry, champion_id, data)
-    trained = train_model(cfg, data, epochs=epochs, say=say)
+    trained = train_model(cfg.data_path, data, TrainingSpec.from_config(cfg, epochs=epochs), say=say)
     comparison = compare_and_promote(cfg.data_path, data, trained.model_id, challenger_eval=trained.test, say=say)
     champion = comparison.champion
     return {

@@ -1,8 +1,7 @@
 """Train a SqueezeNet on clips the TSN way, evaluate it, calibrate its confidence.
 
-    result = train_classifier(train_clips, val_clips, classes, arch="squeezenet1_1", pretrained="none",
-                              segments=6, frames_per_segment=3, epochs=8, batch_size=32,
-                              learning_rate=3e-4, seed=0, log=logger.info)
+    spec = TrainingSpec.from_config(cfg, epochs=8)          # or TrainingSpec(arch=..., segments=..., ...)
+    result = train_classifier(train_clips, val_clips, classes, spec, log=logger.info)
     result.metrics["val_accuracy"], result.temperature
     model_id = save_model(data_dir, result.model, result.card(dataset_hash=h))
 
@@ -51,12 +50,14 @@ gives the weights kept. Then one
 temperature is fitted on the validation clips (LBFGS on the clip-level NLL
 of the averaged probabilities, the quantity `Classifier.score` reports).
 Without validation clips the best epoch is chosen on training accuracy and loss, and T = 1.
-Torch's thread count is left to the caller.
+Validation and calibration use `trainer.evaluate`'s functions, the ones the
+test set is scored with. Torch's thread count is left to the caller.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import random
 import time
@@ -69,10 +70,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from monitor.classify import Classifier, build_model
+from monitor.config import Config
 from monitor.errors import DatasetError, ModelError
 from monitor.frames import PREPROCESSING, preprocess, sample_indices
 from trainer.augment import ERASE_PROBABILITY, augment
-from trainer.evaluate import Clip, evaluate_model  # Clip lives there: no import cycle
+from trainer.evaluate import Clip, consensus_nll, evaluate_model, stacked_logits
 from trainer.layouts import P_LAYOUT, StreamComposer
 from trainer.thresholds import choose_thresholds
 
@@ -98,21 +100,83 @@ WEIGHT_DECAY = 1e-4
 T_MIN, T_MAX = 0.25, 10.0
 
 
+@dataclass(frozen=True)
+class TrainingSpec:
+    """Everything one training run is set to: built from the config once, passed down whole.
+
+    `segments` and `frames_per_segment` are the K and n the model is
+    validated, tested and served at (its card records them);
+    `train_frames_per_segment` is the m frames per segment a training step
+    draws. `max_seconds` bounds the run's wall time (the best epoch so far
+    is kept).
+    """
+
+    arch: str
+    pretrained: str
+    segments: int
+    frames_per_segment: int
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    seed: int
+    train_frames_per_segment: int = 1
+    erase_probability: float = ERASE_PROBABILITY
+    layout_probability: float = P_LAYOUT
+    chatting: str | None = None  # the non-game class: webcam pictures for new layouts, the gameplay threshold
+    patience: int = PATIENCE
+    log_every: int = LOG_EVERY
+    max_seconds: float | None = None
+
+    @classmethod
+    def from_config(
+        cls,
+        cfg: Config,
+        *,
+        epochs: int | None = None,
+        segments: int | None = None,
+        frames_per_segment: int | None = None,
+        max_seconds: float | None = None,
+    ) -> TrainingSpec:
+        """Return the spec the config sets ([model], [train], K and n from [monitor]), with the given overrides."""
+        return cls(
+            arch=cfg.model.arch,
+            pretrained=cfg.model.pretrained,
+            segments=segments or cfg.monitor.segments,
+            frames_per_segment=frames_per_segment or cfg.monitor.frames_per_segment,
+            epochs=epochs or cfg.train.epochs,
+            batch_size=cfg.train.batch_size,
+            learning_rate=cfg.train.learning_rate,
+            seed=cfg.train.seed,
+            train_frames_per_segment=cfg.train.frames_per_segment,
+            erase_probability=cfg.train.erase_probability,
+            layout_probability=cfg.train.layout_probability,
+            chatting=cfg.categories.chatting,
+            max_seconds=max_seconds,
+        )
+
+    def replace(self, **changes: object) -> TrainingSpec:
+        """Return a copy with some settings changed (`experiment` varies K and n)."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def clips_per_step(self) -> int:
+        """Return how many clips one step takes: batch_size frames of K*m each, at least one clip."""
+        return max(1, round(self.batch_size / (self.segments * self.train_frames_per_segment)))
+
+
 @dataclass
 class TrainResult:
     """A trained model (best epoch's weights, eval mode) and how training went."""
 
     model: nn.Module
     classes: list[str]
+    spec: TrainingSpec
     history: list[dict]  # per epoch: loss, train_accuracy, val_accuracy, val_frame_accuracy, val_loss, seconds
     train_seconds: float
     temperature: float
     metrics: dict
-    arch: str = "squeezenet1_1"
-    segments: int = 6
-    frames_per_segment: int = 3
     best_epoch: int = 0
-    config: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)  # the card's "training": the spec as run, restarts included
     thresholds: dict = field(default_factory=dict)  # trainer.thresholds, chosen on validation
 
     def classifier(self, model_id: str = "unsaved") -> Classifier:
@@ -121,20 +185,20 @@ class TrainResult:
             self.model,
             self.classes,
             model_id=model_id,
-            arch=self.arch,
+            arch=self.spec.arch,
             temperature=self.temperature,
-            segments=self.segments,
-            frames_per_segment=self.frames_per_segment,
+            segments=self.spec.segments,
+            frames_per_segment=self.spec.frames_per_segment,
             card=self.card(),
         )
 
     def card(self, **extra: object) -> dict:
         """Return the model card fields training knows; add dataset hash and test metrics via extra."""
         return {
-            "arch": self.arch,
+            "arch": self.spec.arch,
             "classes": list(self.classes),
-            "segments": self.segments,
-            "frames_per_segment": self.frames_per_segment,
+            "segments": self.spec.segments,
+            "frames_per_segment": self.spec.frames_per_segment,
             "temperature": self.temperature,
             "preprocessing": PREPROCESSING,
             "input_size": PREPROCESSING["input_size"],
@@ -152,23 +216,9 @@ def train_classifier(
     train: list[Clip],
     val: list[Clip],
     classes: list[str],
+    spec: TrainingSpec,
     *,
-    arch: str,
-    pretrained: str,
-    segments: int,
-    frames_per_segment: int,
-    epochs: int,
-    batch_size: int,
-    learning_rate: float,
-    seed: int,
     log: Callable[[str], None] = print,
-    max_seconds: float | None = None,
-    patience: int = PATIENCE,
-    log_every: int = LOG_EVERY,
-    train_frames_per_segment: int = 1,
-    erase_probability: float = ERASE_PROBABILITY,
-    chatting: str | None = None,
-    layout_probability: float = P_LAYOUT,
 ) -> TrainResult:
     """Train, early-stop on validation clip accuracy, keep the best weights, fit the temperature.
 
@@ -179,31 +229,29 @@ def train_classifier(
     _check_clips(train, classes, "training", allow_empty=False)
     _check_clips(val, classes, "validation", allow_empty=True)
     started = time.monotonic()
-    clips_per_step = max(1, round(batch_size / (segments * train_frames_per_segment)))
-    composer = StreamComposer(train, chatting, probability=layout_probability)
+    composer = StreamComposer(train, spec.chatting, probability=spec.layout_probability)
     # Validation also judges unseen layouts: each validation clip once as stored, once laid out anew
     # (a fixed layout per clip), so early stopping, the temperature and the thresholds see both.
-    val = val + [relaid(clip, composer) for clip in val] if layout_probability > 0 else val
+    if spec.layout_probability > 0:
+        val = val + [relaid(clip, composer) for clip in val]
     run = _Run(
-        composer=composer,
-        segments=segments, frames_per_segment=frames_per_segment, train_frames_per_segment=train_frames_per_segment,
-        clips_per_step=clips_per_step, erase_probability=erase_probability,
-        steps=math.ceil(len(train) / clips_per_step), epochs=epochs, patience=patience,
-        label_of={c: i for i, c in enumerate(classes)}, log=log, log_every=log_every,
-        deadline=started + max_seconds if max_seconds else None,
+        spec=spec, composer=composer, classes=list(classes), label_of={c: i for i, c in enumerate(classes)},
+        steps=math.ceil(len(train) / spec.clips_per_step), log=log,
+        deadline=started + spec.max_seconds if spec.max_seconds else None,
     )
     log(
-        f"training {arch} ({pretrained}) on {len(train)} clips, validating on {len(val)}, {len(classes)} classes, "
-        f"K={segments} n={frames_per_segment} ({train_frames_per_segment} per segment in training), "
-        f"{clips_per_step} clips/step, {run.steps} steps/epoch, "
+        f"training {spec.arch} ({spec.pretrained}) on {len(train)} clips, validating on {len(val)}, "
+        f"{len(classes)} classes, K={spec.segments} n={spec.frames_per_segment} "
+        f"({spec.train_frames_per_segment} per segment in training), "
+        f"{spec.clips_per_step} clips/step, {run.steps} steps/epoch, "
         f"{torch.get_num_threads()} threads"
     )
-    rate = learning_rate
+    rate = spec.learning_rate
     for attempt in range(MAX_RESTARTS + 1):
-        torch.manual_seed(seed + attempt)  # weight init and dropout
-        model = build_model(arch, len(classes), pretrained)
+        torch.manual_seed(spec.seed + attempt)  # weight init and dropout
+        model = build_model(spec.arch, len(classes), spec.pretrained)
         try:
-            history, best_epoch = _fit(model, train, val, rate, random.Random(seed + attempt), run)
+            history, best_epoch = _fit(model, train, val, rate, random.Random(spec.seed + attempt), run)
             break
         except _FeaturesDied as exc:
             if attempt == MAX_RESTARTS:
@@ -214,19 +262,12 @@ def train_classifier(
                 ) from None
             rate /= 3
             log(f"{exc} (loss stuck at ln C): restarting from scratch with learning rate {rate:.1e}")
-    temperature, calibration, thresholds = _calibrate(model, val, run, classes, chatting)
+    temperature, calibration, thresholds = _calibrate(model, val, run)
     train_seconds = time.monotonic() - started
     result = TrainResult(
-        model=model, classes=list(classes), history=history, train_seconds=train_seconds,
-        temperature=temperature, metrics={}, arch=arch, segments=segments,
-        frames_per_segment=frames_per_segment, best_epoch=best_epoch,
-        config={"pretrained": pretrained, "epochs": epochs, "batch_size": batch_size,
-                "learning_rate": learning_rate, "final_learning_rate": rate, "restarts": attempt,
-                "seed": seed, "train_frames_per_segment": train_frames_per_segment, "clips_per_step": clips_per_step,
-                "loss": "tsn-consensus-ce", "sampling": "class-balanced",
-                "augment": f"stream layouts p={layout_probability}, shallow-crop, downscale, colour, jpeg, "
-                           f"erase p={erase_probability}; no flip"},
-        thresholds=thresholds,
+        model=model, classes=list(classes), spec=spec, history=history, train_seconds=train_seconds,
+        temperature=temperature, metrics={}, best_epoch=best_epoch,
+        config=_training_record(spec, final_learning_rate=rate, restarts=attempt), thresholds=thresholds,
     )
     result.metrics = _final_metrics(result, train, val, calibration)
     log(
@@ -237,23 +278,34 @@ def train_classifier(
     return result
 
 
+def _training_record(spec: TrainingSpec, *, final_learning_rate: float, restarts: int) -> dict:
+    """Return what the model card keeps under "training": the settings as run."""
+    return {
+        "pretrained": spec.pretrained, "epochs": spec.epochs, "batch_size": spec.batch_size,
+        "learning_rate": spec.learning_rate, "final_learning_rate": final_learning_rate, "restarts": restarts,
+        "seed": spec.seed, "train_frames_per_segment": spec.train_frames_per_segment,
+        "clips_per_step": spec.clips_per_step, "loss": "tsn-consensus-ce", "sampling": "class-balanced",
+        "augment": f"stream layouts p={spec.layout_probability}, shallow-crop, downscale, colour, jpeg, "
+                   f"erase p={spec.erase_probability}; no flip",
+    }
+
+
 @dataclass
 class _Run:
-    """The settings one training run passes down to its epochs."""
+    """One run of a spec: the spec, and what follows from the data and the clock."""
 
+    spec: TrainingSpec
     composer: StreamComposer
-    segments: int
-    frames_per_segment: int
-    train_frames_per_segment: int
-    clips_per_step: int
-    erase_probability: float
-    steps: int
-    epochs: int
-    patience: int
+    classes: list[str]
     label_of: dict[str, int]
+    steps: int
     log: Callable[[str], None]
-    log_every: int
     deadline: float | None
+
+    def scorer(self, model: nn.Module) -> Classifier:
+        """Wrap the model being trained as inference scores it (test-mode K x n, temperature 1)."""
+        return Classifier.from_model(model, self.classes, arch=self.spec.arch, segments=self.spec.segments,
+                                     frames_per_segment=self.spec.frames_per_segment)
 
 
 class _FeaturesDied(Exception):
@@ -265,30 +317,31 @@ def _fit(
 ) -> tuple[list[dict], int]:
     """Run the epochs with early stopping; leave the best epoch's weights in model (eval mode)."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=WEIGHT_DECAY)
-    schedule = _schedule(optimizer, run.epochs * run.steps)
+    schedule = _schedule(optimizer, run.spec.epochs * run.steps)
     history: list[dict] = []
-    stopper = EarlyStopping(run.patience, validated=bool(val))
+    stopper = EarlyStopping(run.spec.patience, validated=bool(val))
     best_state: dict = {}
     stall = _StallWatch()
-    for epoch in range(1, run.epochs + 1):
+    for epoch in range(1, run.spec.epochs + 1):
         epoch_started = time.monotonic()
         stats = _train_epoch(model, optimizer, schedule, train, rng, epoch, run, stall)
         interrupted = stats.pop("interrupted")
         row = {"epoch": epoch, **stats}
         if val:
-            val_logits = _clip_logits(model, val, run.segments, run.frames_per_segment)
-            row.update(_logit_metrics(val_logits, [run.label_of[c.label] for c in val], prefix="val_"))
+            on_val = evaluate_model(run.scorer(model), val)
+            row.update(val_accuracy=on_val.clip_accuracy, val_frame_accuracy=on_val.frame_accuracy,
+                       val_loss=on_val.nll)
         row["seconds"] = round(time.monotonic() - epoch_started, 2)
         history.append(row)
         improved = stopper.update(row)
         if improved:
             best_state = copy.deepcopy(model.state_dict())
-        run.log(_epoch_line(row, run.epochs, improved))
+        run.log(_epoch_line(row, run.spec.epochs, improved))
         if interrupted:
             run.log(f"time budget reached in epoch {epoch}: stopping")
             break
         if stopper.should_stop:
-            run.log(f"no better validation accuracy or loss for {run.patience} epochs with the training clips fit: "
+            run.log(f"no better validation accuracy or loss for {run.spec.patience} epochs with the training clips fit: "
                     "stopping early")
             break
     model.load_state_dict(best_state)
@@ -382,17 +435,17 @@ def _train_epoch(
     """Run one epoch; return its mean loss, running train accuracy and whether the deadline cut it."""
     model.train()
     order = balanced_order(clips, rng)
-    per_clip = run.segments * run.train_frames_per_segment
+    per_clip = run.spec.segments * run.spec.train_frames_per_segment
     loss_sum = correct = seen = 0.0
     interrupted = False
     for step in range(run.steps):
-        batch = order[step * run.clips_per_step : (step + 1) * run.clips_per_step]
+        batch = order[step * run.spec.clips_per_step : (step + 1) * run.spec.clips_per_step]
         frames = [
-            augment(frame, rng, run.erase_probability)
+            augment(frame, rng, run.spec.erase_probability)
             for clip in batch
             for frame in run.composer.compose(
-                [clip.frames[i] for i in sample_indices(len(clip.frames), run.segments,
-                                                        run.train_frames_per_segment, "train", rng)],
+                [clip.frames[i] for i in sample_indices(len(clip.frames), run.spec.segments,
+                                                        run.spec.train_frames_per_segment, "train", rng)],
                 clip.label, rng)
         ]
         targets = torch.tensor([run.label_of[clip.label] for clip in batch])
@@ -412,9 +465,9 @@ def _train_epoch(
         loss_sum += float(loss.detach()) * len(batch)
         correct += float((logits.argmax(dim=1) == targets).sum())
         seen += len(batch)
-        if run.log_every and (step + 1) % run.log_every == 0:
+        if run.spec.log_every and (step + 1) % run.spec.log_every == 0:
             run.log(
-                f"epoch {epoch}/{run.epochs} step {step + 1}/{run.steps} loss {loss_sum / seen:.4f} "
+                f"epoch {epoch}/{run.spec.epochs} step {step + 1}/{run.steps} loss {loss_sum / seen:.4f} "
                 f"acc {correct / seen:.3f} lr {schedule.get_last_lr()[0]:.2e}"
             )
         if run.deadline is not None and time.monotonic() > run.deadline:
@@ -448,36 +501,6 @@ class _StallWatch:
         return len(self.recent) == STALL_WINDOW and max(self.recent) < max(STALL_RATIO * self.reference, 1e-6)
 
 
-def _clip_logits(model: nn.Module, clips: list[Clip], segments: int, frames_per_segment: int) -> torch.Tensor:
-    """Return (clips, K*n, C) logits of test-mode samples, taken as inference takes them."""
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        out = [
-            model(preprocess([clip.frames[i] for i in sample_indices(len(clip.frames), segments, frames_per_segment)]))
-            for clip in clips
-        ]
-    model.train(was_training)
-    return torch.stack(out)
-
-
-def _consensus_nll(logits: torch.Tensor, labels: torch.Tensor, temperature: torch.Tensor | float) -> torch.Tensor:
-    """Mean clip NLL of the averaged per-frame softmax(logits / T)."""
-    probs = torch.softmax(logits / temperature, dim=2).mean(dim=1)
-    return F.nll_loss(torch.log(probs.clamp_min(1e-12)), labels)
-
-
-def _logit_metrics(logits: torch.Tensor, labels: list[int], prefix: str) -> dict:
-    target = torch.tensor(labels)
-    clip_pred = torch.softmax(logits, dim=2).mean(dim=1).argmax(dim=1)
-    frame_pred = logits.argmax(dim=2)
-    return {
-        f"{prefix}accuracy": float((clip_pred == target).float().mean()),
-        f"{prefix}frame_accuracy": float((frame_pred == target[:, None]).float().mean()),
-        f"{prefix}loss": float(_consensus_nll(logits, target, 1.0)),
-    }
-
-
 def fit_temperature(logits: torch.Tensor, labels: Sequence[int]) -> float:
     """Fit one temperature T minimising the clip NLL of mean softmax(logits / T) (LBFGS on log T).
 
@@ -493,7 +516,7 @@ def fit_temperature(logits: torch.Tensor, labels: Sequence[int]) -> float:
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        loss = _consensus_nll(logits, target, log_t.clamp(-10, 10).exp())
+        loss = consensus_nll(logits, target, log_t.clamp(-10, 10).exp())
         loss.backward()
         return loss
 
@@ -503,56 +526,57 @@ def fit_temperature(logits: torch.Tensor, labels: Sequence[int]) -> float:
         return 1.0
     fitted = float(log_t.detach().exp().clamp(T_MIN, T_MAX))
     with torch.no_grad():
-        if not math.isfinite(fitted) or _consensus_nll(logits, target, fitted) > _consensus_nll(logits, target, 1.0):
+        if not math.isfinite(fitted) or consensus_nll(logits, target, fitted) > consensus_nll(logits, target, 1.0):
             return 1.0
     return fitted
 
 
-def _calibrate(model: nn.Module, val: list[Clip], run: _Run, classes: Sequence[str],
-               chatting: str | None) -> tuple[float, dict, dict]:
+def _calibrate(model: nn.Module, val: list[Clip], run: _Run) -> tuple[float, dict, dict]:
     """Fit the temperature on the validation clips, then choose the verdict thresholds on them."""
     log = run.log
     if not val:
         log("no validation clips: temperature left at 1.0, thresholds left to the defaults")
         return 1.0, {}, {}
-    logits = _clip_logits(model, val, run.segments, run.frames_per_segment)
+    logits = stacked_logits(run.scorer(model), val)
     labels = [run.label_of[c.label] for c in val]
     temperature = fit_temperature(logits, labels)
     target = torch.tensor(labels)
     with torch.no_grad():
-        before = float(_consensus_nll(logits, target, 1.0))
-        after = float(_consensus_nll(logits, target, temperature))
+        before = float(consensus_nll(logits, target, 1.0))
+        after = float(consensus_nll(logits, target, temperature))
         probs = torch.softmax(logits / temperature, dim=2).mean(dim=1).numpy()
-    thresholds = choose_thresholds(probs, [c.label for c in val], classes, chatting)
+    thresholds = choose_thresholds(probs, [c.label for c in val], run.classes, run.spec.chatting)
     log(f"temperature {temperature:.3f}: validation NLL {before:.4f} -> {after:.4f}; thresholds "
         f"min_confidence {thresholds['min_confidence']}, gameplay {thresholds.get('gameplay', 'n/a')}")
     return temperature, {"val_nll_uncalibrated": before, "val_nll": after}, thresholds
 
 
 def balanced_order(clips: Sequence[Clip], rng: random.Random) -> list[Clip]:
-    """Return an epoch's clips, about as many as given, every class equally often, shuffled.
+    """Return an epoch's clips, as many as given, every class (about) equally often, shuffled.
 
-    Each class gets len(clips) / classes places, filled by its clips in a
-    shuffled cycle, so a balanced set gives a plain shuffle of every clip once
-    and a small class is repeated rather than outvoted.
+    Each class gets len(clips) / classes places (the remainder to classes
+    drawn at random), filled by its clips in a shuffled cycle, so a balanced
+    set gives a plain shuffle of every clip once and a small class is
+    repeated rather than outvoted.
     """
     by_class: dict[str, list[Clip]] = {}
     for clip in clips:
         by_class.setdefault(clip.label, []).append(clip)
-    share = max(1, round(len(clips) / len(by_class))) if by_class else 0
+    labels = sorted(by_class)
+    rng.shuffle(labels)
+    share, extra = divmod(len(clips), len(labels)) if labels else (0, 0)
     out: list[Clip] = []
-    for label in sorted(by_class):
+    for rank, label in enumerate(labels):
         members = list(by_class[label])
         rng.shuffle(members)
-        out.extend(members[i % len(members)] for i in range(share))
+        out.extend(members[i % len(members)] for i in range(share + (rank < extra)))
     rng.shuffle(out)
     return out
 
 
 def relaid(clip: Clip, composer: StreamComposer) -> Clip:
     """Return a copy of the clip in one new layout, the same every run (seeded by the clip id)."""
-    rng = random.Random(f"relaid:{clip.clip_id}")
-    frames = composer.compose(clip.frames, clip.label, rng, always=True)
+    frames = composer.compose(clip.frames, clip.label, random.Random(f"relaid:{clip.clip_id}"), always=True)
     return Clip(clip_id=clip.clip_id + "~relaid", label=clip.label, channel=clip.channel, frames=frames)
 
 

@@ -1,9 +1,9 @@
 """The database: observations of every check, and the flags they open and close.
 
-    from monitor.store import Store, ObservationIn, FlagEvent
+    from monitor.store import Store, FlagEvent
     store = Store(cfg.storage.database_url)
     store.ensure_current()
-    event = store.record(obs, confirmations=cfg.monitor.confirmations)
+    event = store.record(record, confirmations=cfg.monitor.confirmations)   # a monitor.record.CheckRecord
 
 Modules: `models` (the schema), `engine` (SQLite/PostgreSQL engine set-up),
 `migrate` (Alembic from code), `repository` (Store and its transactions).
@@ -11,6 +11,6 @@ Modules: `models` (the schema), `engine` (SQLite/PostgreSQL engine set-up),
 
 from __future__ import annotations
 
-from monitor.store.repository import FlagEvent, ObservationIn, Store
+from monitor.store.repository import FlagEvent, Store
 
-__all__ = ["FlagEvent", "ObservationIn", "Store"]
+__all__ = ["FlagEvent", "Store"]

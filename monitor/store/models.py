@@ -5,17 +5,28 @@
 
 Datetimes are stored as UTC and always come back timezone-aware (SQLite keeps
 no zone, so `UTCDateTime` puts UTC back on the way out).
+
+The observations table is built from `monitor.record.CheckRecord`: one
+column per field, named as the field, typed by the field's Python type
+(`MEASURED_TYPES`; `COLUMN_TYPES` where the first migration chose a
+narrower type) and nullable where the field may be None. The record's
+`user_id` is the row's `channel_id`; its login and display name live on the
+channel's row (`CHANNEL_FIELDS`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
+    Column,
     DateTime,
     Dialect,
     Float,
@@ -24,11 +35,15 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from monitor.record import FIELD_TYPES, OPTIONAL_FIELDS, CheckRecord
+from monitor.verdict import Outcome
 
 # Deterministic constraint names: a later migration can drop or alter them by name
 # on both databases (SQLite's batch mode needs names to recreate tables).
@@ -88,33 +103,40 @@ class Channel(Base):
     mismatch_streak: Mapped[int] = mapped_column(Integer, default=0)
 
 
+# CheckRecord fields kept on the channel's row; user_id is the observation's channel_id.
+CHANNEL_FIELDS = ("user_id", "user_login", "display_name")
+MEASURED_TYPES: dict[Any, type[TypeEngine[Any]]] = {
+    str: Text, int: Integer, float: Float, bool: Boolean, datetime: UTCDateTime, dict: JSON,
+}
+# Where migration 0001 chose another type than MEASURED_TYPES would: kept, so the schema stays as it is.
+COLUMN_TYPES: dict[str, TypeEngine[Any]] = {
+    "stream_id": ID, "declared_game_id": ID, "declared_game_name": NAME, "outcome": String(16),
+    "predicted_game_id": ID, "predicted_label": ID, "model_id": String(64), "bytes_downloaded": BigInteger(),
+}
+
+
+def measured_columns() -> list[Column[Any]]:
+    """Return one observations column per CheckRecord field that the observation row keeps."""
+    columns = []
+    for f in dataclasses.fields(CheckRecord):
+        if f.name in CHANNEL_FIELDS:
+            continue
+        kind = FIELD_TYPES[f.name]
+        sql_type = COLUMN_TYPES.get(f.name) or MEASURED_TYPES[typing.get_origin(kind) or kind]()
+        columns.append(Column(f.name, sql_type, nullable=f.name in OPTIONAL_FIELDS))
+    return columns
+
+
 class Observation(Base):
-    """One check of one live stream, whatever its outcome."""
+    """One check of one live stream, whatever its outcome: a CheckRecord as a row."""
 
-    __tablename__ = "observations"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    channel_id: Mapped[str] = mapped_column(ID, ForeignKey("channels.id"))
-    stream_id: Mapped[str] = mapped_column(ID)
-    checked_at: Mapped[datetime]
-    declared_game_id: Mapped[str] = mapped_column(ID)
-    declared_game_name: Mapped[str] = mapped_column(NAME)
-    outcome: Mapped[str] = mapped_column(String(16))
-    predicted_game_id: Mapped[str | None] = mapped_column(ID)
-    predicted_label: Mapped[str] = mapped_column(ID)
-    confidence: Mapped[float | None] = mapped_column(Float)
-    scores: Mapped[dict[str, Any]]
-    model_id: Mapped[str | None] = mapped_column(String(64))
-    frames_decoded: Mapped[int] = mapped_column(Integer)
-    frames_expected: Mapped[int] = mapped_column(Integer)
-    capture_seconds: Mapped[float] = mapped_column(Float)
-    decode_seconds: Mapped[float] = mapped_column(Float)
-    inference_seconds: Mapped[float] = mapped_column(Float)
-    bytes_downloaded: Mapped[int] = mapped_column(BigInteger)
-    error: Mapped[str | None] = mapped_column(Text)
-
-    __table_args__ = (
-        CheckConstraint("outcome IN ('agree', 'mismatch', 'unsure', 'offline', 'error')", name="outcome"),
+    __table__ = Table(
+        "observations",
+        Base.metadata,
+        Column("id", Integer, primary_key=True),
+        Column("channel_id", ID, ForeignKey("channels.id"), nullable=False),
+        *measured_columns(),
+        CheckConstraint(f"outcome IN ({', '.join(repr(o.value) for o in Outcome)})", name="outcome"),
         Index("ix_observations_channel_id_checked_at", "channel_id", "checked_at"),
     )
 

@@ -2,7 +2,7 @@
 
     store = Store("sqlite:///twitchwatch.db")
     store.upgrade()                                   # `twitchwatch db upgrade`
-    event = store.record(obs, confirmations=2)        # FlagEvent("open", {...}) or None
+    event = store.record(record, confirmations=2)     # a CheckRecord in; FlagEvent("open", {...}) or None
     store.flags()                                     # what `twitchwatch flags --json` prints
 
 Every write is one transaction. `record` locks the channel's row first
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -29,10 +29,11 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.errors import StoreError
+from monitor.record import CheckRecord, iso
 from monitor.store import migrate
 from monitor.store.engine import make_engine, normalize_url, safe_url
-from monitor.store.models import CLOSED, OPEN, Category, Channel, Flag, Observation
-from monitor.verdict import GAMEPLAY, ChannelState, Transition, step
+from monitor.store.models import CHANNEL_FIELDS, CLOSED, OPEN, Category, Channel, Flag, Observation
+from monitor.verdict import GAMEPLAY, ChannelState, Outcome, Transition, step
 
 log = logging.getLogger(__name__)
 
@@ -43,32 +44,6 @@ NOT_CURRENT = "database is not at the current schema: run `twitchwatch db upgrad
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass
-class ObservationIn:
-    """One check's result, as `record` stores it."""
-
-    user_id: str
-    user_login: str
-    display_name: str
-    declared_game_id: str
-    declared_game_name: str
-    stream_id: str
-    outcome: str
-    predicted_game_id: str | None = None
-    predicted_label: str = ""
-    confidence: float | None = None
-    scores: dict[str, float] = field(default_factory=dict)
-    model_id: str | None = None
-    frames_decoded: int = 0
-    frames_expected: int = 0
-    capture_seconds: float = 0.0
-    decode_seconds: float = 0.0
-    inference_seconds: float = 0.0
-    bytes_downloaded: int = 0
-    error: str | None = None
-    checked_at: datetime = field(default_factory=_now)
 
 
 @dataclass(frozen=True)
@@ -136,7 +111,7 @@ class Store:
 
         self._transact("upsert_categories", work, write=True)
 
-    def record(self, obs: ObservationIn, *, confirmations: int) -> FlagEvent | None:
+    def record(self, obs: CheckRecord, *, confirmations: int) -> FlagEvent | None:
         """Store one check and apply the flag rules to its channel, in one transaction."""
         return self._transact(
             f"record {obs.user_login}",
@@ -176,14 +151,14 @@ class Store:
 
         def work(session: Session) -> list[dict[str, Any]]:
             stmt = (
-                select(Observation, Channel.login)
+                select(Observation, Channel)
                 .join(Channel, Observation.channel_id == Channel.id)
                 .order_by(Observation.checked_at.desc(), Observation.id.desc())
                 .limit(limit)
             )
             if login is not None:
                 stmt = stmt.where(Channel.login == login.strip().lower())
-            return [_observation_json(row, user_login) for row, user_login in session.execute(stmt)]
+            return [_observation_json(row, channel) for row, channel in session.execute(stmt)]
 
         return self._transact("observations", work, write=False)
 
@@ -220,7 +195,7 @@ class Store:
 # -- record ---------------------------------------------------------------------
 
 
-def _record(session: Session, obs: ObservationIn, confirmations: int) -> FlagEvent | None:
+def _record(session: Session, obs: CheckRecord, confirmations: int) -> FlagEvent | None:
     channel = _lock_channel(session, obs)
     session.add(_observation_row(obs))
     session.flush()
@@ -236,7 +211,7 @@ def _record(session: Session, obs: ObservationIn, confirmations: int) -> FlagEve
                      transition.reason)
 
 
-def _lock_channel(session: Session, obs: ObservationIn) -> Channel:
+def _lock_channel(session: Session, obs: CheckRecord) -> Channel:
     """Insert the channel if new, then lock its row for the rest of the transaction."""
     table: Table = Channel.__table__  # type: ignore[assignment]
     # Twitch frees a login on rename and may give it to another account: the
@@ -258,28 +233,13 @@ def _lock_channel(session: Session, obs: ObservationIn) -> Channel:
     return channel
 
 
-def _observation_row(obs: ObservationIn) -> Observation:
-    return Observation(
-        channel_id=obs.user_id,
-        stream_id=obs.stream_id,
-        checked_at=obs.checked_at,
-        declared_game_id=obs.declared_game_id,
-        declared_game_name=obs.declared_game_name,
-        outcome=obs.outcome,
-        predicted_game_id=obs.predicted_game_id,
-        predicted_label=obs.predicted_label,
-        confidence=None if obs.confidence is None else float(obs.confidence),
-        # numpy scalars are not JSON: store plain floats
-        scores={str(k): float(v) for k, v in obs.scores.items()},
-        model_id=obs.model_id,
-        frames_decoded=int(obs.frames_decoded),
-        frames_expected=int(obs.frames_expected),
-        capture_seconds=float(obs.capture_seconds),
-        decode_seconds=float(obs.decode_seconds),
-        inference_seconds=float(obs.inference_seconds),
-        bytes_downloaded=int(obs.bytes_downloaded),
-        error=obs.error,
-    )
+def _observation_row(record: CheckRecord) -> Observation:
+    """Build the observations row of a record: its fields, less the channel's (see CHANNEL_FIELDS)."""
+    values = record.values()
+    channel_id = values["user_id"]
+    for name in CHANNEL_FIELDS:
+        del values[name]
+    return Observation(channel_id=channel_id, **values)
 
 
 def _open_flag(session: Session, channel_id: str) -> Flag | None:
@@ -287,7 +247,7 @@ def _open_flag(session: Session, channel_id: str) -> Flag | None:
 
 
 def _apply(
-    session: Session, transition: Transition, open_flag: Flag | None, obs: ObservationIn, new: ChannelState
+    session: Session, transition: Transition, open_flag: Flag | None, obs: CheckRecord, new: ChannelState
 ) -> Flag | None:
     if transition.action == "open":
         flag = Flag(
@@ -312,7 +272,7 @@ def _apply(
     return open_flag
 
 
-def _set_prediction(flag: Flag, obs: ObservationIn) -> None:
+def _set_prediction(flag: Flag, obs: CheckRecord) -> None:
     flag.predicted_game_id = obs.predicted_game_id
     flag.predicted_label = obs.predicted_label
     flag.confidence = float(obs.confidence or 0.0)
@@ -325,19 +285,19 @@ def _close(flag: Flag, when: datetime, reason: str) -> None:
     flag.close_reason = reason
 
 
-def _streak_start(session: Session, obs: ObservationIn, streak: int) -> datetime:
+def _streak_start(session: Session, obs: CheckRecord, streak: int) -> datetime:
     """Return when the mismatch run that opens this flag began: its first check's time."""
     times = session.scalars(
         select(Observation.checked_at)
         .where(Observation.channel_id == obs.user_id, Observation.declared_game_id == obs.declared_game_id,
-               Observation.outcome == "mismatch")
+               Observation.outcome == Outcome.MISMATCH.value)
         .order_by(Observation.id.desc())
         .limit(max(1, streak))
     ).all()
     return min(times, default=obs.checked_at)
 
 
-def _recorded_before(session: Session, obs: ObservationIn, confirmations: int) -> Any:
+def _recorded_before(session: Session, obs: CheckRecord, confirmations: int) -> Any:
     """After a lost connection: find this check if its commit went through, and rebuild its event."""
     found = session.scalar(
         select(Observation.id).where(Observation.channel_id == obs.user_id, Observation.stream_id == obs.stream_id,
@@ -384,7 +344,7 @@ def _close_missing(session: Session, category_id: str, live: set[str]) -> list[F
             continue  # closed or moved on by a concurrent check
         state = ChannelState(channel.state_declared_game_id, channel.mismatch_streak, True)
         # confirmations plays no part in an offline step
-        new, transition = step(state, "offline", None, confirmations=1)
+        new, transition = step(state, Outcome.OFFLINE, None, confirmations=1)
         channel.state_declared_game_id, channel.mismatch_streak = new.declared_game_id, new.mismatch_streak
         _close(flag, when, transition.reason)
         events.append(FlagEvent("close", _flag_json(flag, channel, _category_name(session, flag)),
@@ -406,13 +366,6 @@ def _category_name(session: Session, flag: Flag) -> str | None:
         return None
     category = session.get(Category, flag.predicted_game_id)
     return category.name if category else None
-
-
-def iso(value: datetime | None) -> str | None:
-    """Format an aware datetime as ISO 8601 in UTC, e.g. 2024-05-01T12:00:00.123456Z."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _flag_json(flag: Flag, channel: Channel, category_name: str | None) -> dict[str, Any]:
@@ -437,29 +390,12 @@ def _flag_json(flag: Flag, channel: Channel, category_name: str | None) -> dict[
     }
 
 
-def _observation_json(row: Observation, user_login: str) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "user_id": row.channel_id,
-        "user_login": user_login,
-        "stream_id": row.stream_id,
-        "checked_at": iso(row.checked_at),
-        "declared_game_id": row.declared_game_id,
-        "declared_game_name": row.declared_game_name,
-        "outcome": row.outcome,
-        "predicted_game_id": row.predicted_game_id,
-        "predicted_label": row.predicted_label,
-        "confidence": row.confidence,
-        "scores": dict(row.scores),
-        "model_id": row.model_id,
-        "frames_decoded": row.frames_decoded,
-        "frames_expected": row.frames_expected,
-        "capture_seconds": row.capture_seconds,
-        "decode_seconds": row.decode_seconds,
-        "inference_seconds": row.inference_seconds,
-        "bytes_downloaded": row.bytes_downloaded,
-        "error": row.error,
-    }
+def _observation_json(row: Observation, channel: Channel) -> dict[str, Any]:
+    """Return a stored check as its record's JSON (the channel's current names), with the row's id."""
+    columns = {name: getattr(row, name) for name in row.__table__.columns.keys()}
+    record = CheckRecord.from_values(
+        {**columns, "user_id": channel.id, "user_login": channel.login, "display_name": channel.display_name})
+    return {"id": row.id, **record.to_json()}
 
 
 def _reason(exc: BaseException) -> str:

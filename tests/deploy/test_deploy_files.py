@@ -252,14 +252,15 @@ def expand_grafana_macros(sql: str, start: datetime, end: datetime) -> str:
 
 def seed_flags(url: str) -> None:
     """Store checks that leave one open flag per case: a known game, gameplay, and one closed flag."""
-    from monitor.store import ObservationIn, Store
+    from monitor.record import CheckRecord
+    from monitor.store import Store
 
     with Store(url) as store:
         store.upgrade()
         store.upsert_categories({"509658": "Just Chatting", "33214": "Fortnite"})
 
         def check(user: str, outcome: str, predicted: str | None, label: str) -> None:
-            store.record(ObservationIn(
+            store.record(CheckRecord(
                 user_id=user, user_login=f"login{user}", display_name=f"Name{user}", declared_game_id="509658",
                 declared_game_name="Just Chatting", stream_id=f"s{user}", outcome=outcome,
                 predicted_game_id=predicted, predicted_label=label, confidence=0.9), confirmations=1)

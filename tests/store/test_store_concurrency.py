@@ -10,14 +10,15 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from tcpcut import CuttingProxy
 
-from monitor.store import ObservationIn, Store
+from monitor.record import CheckRecord
+from monitor.store import Store
 
 CHAT, LOL = "509658", "21779"
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
-def mismatch(at: datetime, user: str = "1") -> ObservationIn:
-    return ObservationIn(
+def mismatch(at: datetime, user: str = "1") -> CheckRecord:
+    return CheckRecord(
         user_id=user, user_login=f"user{user}", display_name=f"User{user}", declared_game_id=CHAT,
         declared_game_name="Just Chatting", stream_id=f"s{user}", outcome="mismatch", predicted_game_id=LOL,
         predicted_label=LOL, confidence=0.9, scores={LOL: 0.9, CHAT: 0.1}, checked_at=at,

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from monitor.errors import StoreError
-from monitor.store import ObservationIn, Store
+from monitor.record import CheckRecord
+from monitor.store import Store
 
 CHAT, LOL, FORTNITE, UNKNOWN = "509658", "21779", "33214", "516575"
 T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -16,7 +17,7 @@ FLAG_KEYS = {"id", "user_login", "user_id", "declared_game_id", "declared_game_n
 
 
 def check(outcome: str, *, minute: int = 0, user: str = "1", login: str = "alice", declared: str = CHAT,
-          predicted: str | None = LOL, confidence: float | None = 0.9, **more) -> ObservationIn:
+          predicted: str | None = LOL, confidence: float | None = 0.9, **more) -> CheckRecord:
     label = "" if outcome in ("offline", "error") else (predicted or "gameplay")
     values = dict(
         user_id=user, user_login=login, display_name=login.title(), declared_game_id=declared,
@@ -26,7 +27,7 @@ def check(outcome: str, *, minute: int = 0, user: str = "1", login: str = "alice
         frames_expected=18, checked_at=T0 + timedelta(minutes=minute),
     )
     values.update(more)
-    return ObservationIn(**values)
+    return CheckRecord(**values)
 
 
 def feed(store: Store, *outcomes: str, confirmations: int = 2, **kw) -> list[str | None]:
@@ -167,7 +168,7 @@ def test_observation_round_trip(store):
     assert row["scores"] == {LOL: 0.7, CHAT: 0.2, FORTNITE: 0.1}
     assert row["checked_at"] == "2024-05-01T12:00:00.123456Z"
     assert row == {
-        "id": row["id"], "user_id": "1", "user_login": "alice", "stream_id": "stream-1",
+        "id": row["id"], "user_id": "1", "user_login": "alice", "display_name": "Alice", "stream_id": "stream-1",
         "checked_at": "2024-05-01T12:00:00.123456Z", "declared_game_id": CHAT,
         "declared_game_name": "Just Chatting", "outcome": "mismatch", "predicted_game_id": LOL,
         "predicted_label": LOL, "confidence": 0.9, "scores": {LOL: 0.7, CHAT: 0.2, FORTNITE: 0.1},

@@ -15,7 +15,8 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from monitor.errors import StoreError
-from monitor.store import ObservationIn, Store
+from monitor.record import CheckRecord
+from monitor.store import Store
 from monitor.store.models import Base
 
 
@@ -59,7 +60,7 @@ def test_the_schema_comparison_sees_a_missing_index(store):
 
 
 def test_upgrade_twice_changes_nothing_and_keeps_the_data(store):
-    store.record(ObservationIn("1", "alice", "Alice", "509658", "Just Chatting", "s1", "agree"), confirmations=2)
+    store.record(CheckRecord("1", "alice", "Alice", "509658", "Just Chatting", "s1", "agree"), confirmations=2)
     store.upgrade()
     store.ensure_current()
     assert schema_differences(store) == []
@@ -67,7 +68,7 @@ def test_upgrade_twice_changes_nothing_and_keeps_the_data(store):
 
 
 def test_the_database_itself_allows_one_open_flag_per_channel(store):
-    store.record(ObservationIn("1", "alice", "Alice", "509658", "Just Chatting", "s1", "agree"), confirmations=2)
+    store.record(CheckRecord("1", "alice", "Alice", "509658", "Just Chatting", "s1", "agree"), confirmations=2)
     now = datetime.now(UTC)
     insert = text(
         "INSERT INTO flags (channel_id, declared_game_id, declared_game_name, predicted_label, confidence, "

@@ -99,11 +99,11 @@ def test_an_epoch_draws_every_class_about_equally_however_many_clips_each_has():
     clips = [Clip(f"a{i}", "a", f"ch{i}", []) for i in range(90)] + [Clip("b0", "b", "chb", [])] * 1 + [
         Clip(f"c{i}", "c", f"cc{i}", []) for i in range(9)]
     order = balanced_order(clips, random.Random(0))
-    assert len(order) == len(clips) - 1  # 3 x round(100 / 3)
-    assert Counter(c.label for c in order) == {"a": 33, "b": 33, "c": 33}
+    assert len(order) == len(clips)
+    assert sorted(Counter(c.label for c in order).values()) == [33, 33, 34]
     # within a class every clip is used before any repeats
     assert len({c.clip_id for c in order if c.label == "c"}) == 9
-    assert len({c.clip_id for c in order if c.label == "a"}) == 33
+    assert len({c.clip_id for c in order if c.label == "a"}) >= 33
 
 
 def test_a_balanced_set_is_just_shuffled():

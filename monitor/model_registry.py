@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from monitor.classify import ARCHS, Classifier, build_model
+from monitor.config import DEFAULT_FRAMES_PER_SEGMENT, DEFAULT_SEGMENTS
 from monitor.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -81,8 +82,9 @@ class ModelRegistry:
             model_id=model_id,
             arch=arch,
             temperature=float(checkpoint.get("temperature", card.get("temperature", 1.0))),
-            segments=int(checkpoint.get("segments", card.get("segments", 6))),
-            frames_per_segment=int(checkpoint.get("frames_per_segment", card.get("frames_per_segment", 3))),
+            segments=int(checkpoint.get("segments", card.get("segments", DEFAULT_SEGMENTS))),
+            frames_per_segment=int(checkpoint.get("frames_per_segment",
+                                                  card.get("frames_per_segment", DEFAULT_FRAMES_PER_SEGMENT))),
             card=card,
         )
 

@@ -12,7 +12,7 @@ import torch
 
 from monitor.classify import Classifier, build_model
 from monitor.errors import ModelError
-from monitor.models import ModelRegistry
+from monitor.model_registry import ModelRegistry
 from trainer.registry import activate, save_model
 
 CLASSES = ["21779", "509658", "33214"]
