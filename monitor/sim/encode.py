@@ -147,8 +147,8 @@ class SegmentStore:
             "fps": s.fps, "segment_seconds": s.segment_seconds, "frames": self.run_frames(run), "run": run,
             "variant": [variant.width, variant.height], "encoder": self.encoder_options(channel), "code": self.version,
         }
-        if s.world:  # a world's posters may show any of its games: they shape the pictures too
-            content["world"], content["posters"] = s.world, stage.poster_roms(s)
+        if s.world:  # a world's posters show any of its games and its overlays the title: both shape pictures
+            content.update(world=s.world, posters=stage.poster_roms(s), title=channel.title)
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
     def encoder_options(self, channel: Channel) -> dict[str, str]:

@@ -221,7 +221,8 @@ def chatting_look(world: str, seed: int) -> ChattingLook:
         reaction = Rect(x0, y0, x0 + w, y0 + h)
         shift = (-0.3 if x0 > WIDTH / 4 else 0.3) if not behind else float(rng.choice([-0.32, 0.32]))
     occupied = [r for r in (picture.rect if picture else None, None if behind else reaction) if r is not None]
-    extras = _extras(rng, style, occupied=occupied, column=None, overlay_ok=kind != "outdoor")
+    # Chat may cover the room, never the picture or video the scene is about.
+    extras = _extras(rng, style, occupied=occupied, column=None, overlay_ok=kind in ("room", "busy"))
     return ChattingLook(
         kind=kind, person=_seed(rng), room=_seed(rng), crowd=crowd,
         zoom=_zoom(rng, kind, behind), shift=shift,
@@ -374,10 +375,13 @@ def _game_geometry(rng: np.random.Generator, family: str) -> tuple[Rect, Rect, R
         cw, ch = _cam_size(rng, 0.22, 1 / 3)
     else:
         cw, ch = _cam_size(rng, 0.14, 0.26)
-    if rng.random() < 0.5:  # the webcam over a corner of the game, as many overlays put it
-        cam = _corner_of(rng, game, cw, ch, int(rng.integers(6, 24)))
-    else:
-        cam = _free_spot(rng, cw, ch, [game]) or _corner_of(rng, game, cw, ch, 12)
+    over = rng.random() < 0.5  # the webcam over a corner of the game, as many overlays put it
+    spot = None if over else _free_spot(rng, cw, ch, [game])
+    if spot is None:  # over the game, but small enough to leave the game in view
+        if cw > 0.3 * gw:
+            cw, ch = int(0.3 * gw) // 2 * 2, int(0.3 * gw * ch / cw) // 2 * 2
+        spot = _corner_of(rng, game, cw, ch, int(rng.integers(6, 24)))
+    cam = spot
     if family == "framed" and rng.random() < 0.15:
         cam = None
     return game, game, cam, None, None
