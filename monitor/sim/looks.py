@@ -2,7 +2,7 @@
 
     look = game_look("B", seed=50_003)     # GameLook: family, game picture rect, webcam, chat, grade
     look.game.width >= 0.4 * WIDTH         # gameplay is always 40-100% of the frame width
-    chatting_look("B", seed=50_010).kind   # "room", "poster", "screen", "busy", "outdoor", "reaction"
+    chatting_look("B", seed=50_010).kind   # "room", "poster", "screen", "busy", "outdoor", "reaction", ...
 
 Every choice comes from a generator keyed by (world, seed, purpose), so two
 world names share no layout, person, room or style, and one channel keeps one
@@ -21,7 +21,8 @@ import numpy as np
 
 WIDTH, HEIGHT = 1280, 720
 GAME_FAMILIES = ("overlay", "bigcam", "pip", "letterbox", "small", "sidebyside", "fullscreen", "framed")
-CHATTING_KINDS = ("room", "poster", "screen", "busy", "outdoor", "reaction")
+# "reaction": a video window beside the streamer; "reaction_behind": the streamer keyed in front of it.
+CHATTING_KINDS = ("room", "poster", "screen", "busy", "outdoor", "reaction", "reaction_behind")
 MIN_GAME_WIDTH = 0.40  # gameplay shows the game at 40% of the frame width or more ...
 MAX_PICTURE_WIDTH = 0.30  # ... a poster or screen in a Just Chatting scene at 30% or less
 MAX_CAM_WIDTH = WIDTH // 3
@@ -85,7 +86,7 @@ class Style:
     backdrop: tuple[int, int, int]
     pattern: str  # "gradient", "solid", "stripes", "dots", "grid", "blurred"
     border: int  # frame width around the game picture, px
-    frame: str  # "solid", "double", "glow", "bezel", "none"
+    frame: str  # "solid", "double", "glow", "bezel", "window" (an emulator's title bar), "none"
     radius: int  # corner radius of panels and boxes
     font: int  # overlay text size
     smooth_scaling: bool
@@ -209,8 +210,8 @@ def chatting_look(world: str, seed: int) -> ChattingLook:
         x0 = int(np.clip(side * WIDTH - w / 2, 8, WIDTH - w - 8))
         y0 = int(rng.uniform(0.05, 0.3) * HEIGHT)
         picture = Picture(Rect(x0, y0, x0 + w, y0 + h), kind == "screen", _seed(rng))
-    if kind == "reaction":
-        behind = bool(rng.random() < 0.5)
+    if kind.startswith("reaction"):
+        behind = kind == "reaction_behind"
         if behind:
             w = int(rng.uniform(0.7, 1.0) * WIDTH)
         else:
@@ -220,12 +221,15 @@ def chatting_look(world: str, seed: int) -> ChattingLook:
         y0 = int(rng.uniform(0, 1) * (HEIGHT - h))
         reaction = Rect(x0, y0, x0 + w, y0 + h)
         shift = (-0.3 if x0 > WIDTH / 4 else 0.3) if not behind else float(rng.choice([-0.32, 0.32]))
-    occupied = [r for r in (picture.rect if picture else None, None if behind else reaction) if r is not None]
-    # Chat may cover the room, never the picture or video the scene is about.
-    extras = _extras(rng, style, occupied=occupied, column=None, overlay_ok=kind in ("room", "busy"))
+    zoom = _zoom(rng, kind, behind)
+    # Overlays may cover the room, never the streamer, nor the picture or video the scene is about.
+    cx = WIDTH * (0.5 + shift)
+    reach = 0.2 * WIDTH * zoom
+    streamer = Rect(int(max(0, cx - reach)), int(0.08 * HEIGHT), int(min(WIDTH, cx + reach)), HEIGHT)
+    occupied = [r for r in (picture.rect if picture else None, None if behind else reaction, streamer) if r is not None]
+    extras = _extras(rng, style, occupied=occupied, column=None, overlay_ok=False)
     return ChattingLook(
-        kind=kind, person=_seed(rng), room=_seed(rng), crowd=crowd,
-        zoom=_zoom(rng, kind, behind), shift=shift,
+        kind=kind, person=_seed(rng), room=_seed(rng), crowd=crowd, zoom=zoom, shift=shift,
         picture=picture, reaction=reaction, reaction_behind=behind,
         handheld=float(rng.uniform(4, 14)) if kind == "outdoor" else 0.0,
         extras=extras, style=style, grade=_grade(world, seed), encode=_encode(world, seed),
@@ -256,7 +260,7 @@ def _style(rng: np.random.Generator) -> Style:
         accent=_colour(rng, (0.5, 1.0), (0.7, 1.0), hue), second=_colour(rng, (0.4, 1.0), (0.5, 1.0), hue + 0.5),
         backdrop=_colour(rng, (0.2, 0.8), (0.05, 0.35), hue + rng.uniform(-0.1, 0.1)),
         pattern=str(rng.choice(["gradient", "solid", "stripes", "dots", "grid", "blurred"])),
-        border=int(rng.integers(0, 14)), frame=str(rng.choice(["solid", "double", "glow", "bezel", "none"])),
+        border=int(rng.integers(0, 14)), frame=str(rng.choice(["solid", "double", "glow", "bezel", "window", "none"])),
         radius=int(rng.integers(0, 24)), font=int(rng.integers(13, 21)), smooth_scaling=bool(rng.random() < 0.5),
     )
 

@@ -81,6 +81,14 @@ def frame_box(base: np.ndarray, box: Rect, style: Style) -> None:
             t = k / (b * 2)
             colour = tuple(int(a * (1 - t) + c * t) for a, c in zip(style.accent, style.backdrop, strict=True))
             d.rounded_rectangle([box.x0 - k, box.y0 - k, box.x1 + k, box.y1 + k], radius=style.radius + k, fill=colour)
+    elif style.frame == "window":  # an emulator window: thin border, title bar, close buttons
+        bar = 22 + style.font // 2
+        d.rectangle([box.x0 - 3, box.y0 - bar, box.x1 + 2, box.y1 + 2], fill=(225, 225, 228))
+        d.rectangle([box.x0 - 3, box.y0 - bar, box.x1 + 2, box.y0 - 1], fill=style.second)
+        d.text((box.x0 + 8, box.y0 - bar + 4), "Stella - ROM.bin", fill=(255, 255, 255), font=font(style.font - 2))
+        for k, colour in enumerate(((230, 80, 70), (240, 190, 60), (90, 200, 90))):
+            x = box.x1 - 18 - 20 * k
+            d.ellipse([x, box.y0 - bar + 5, x + 12, box.y0 - bar + 17], fill=colour)
     else:  # bezel: a monitor around the game
         d.rounded_rectangle([box.x0 - b - 6, box.y0 - b - 6, box.x1 + b + 6, box.y1 + b + 18], radius=10, fill=(28, 28, 32))
         d.ellipse([(box.x0 + box.x1) / 2 - 3, box.y1 + b + 4, (box.x0 + box.x1) / 2 + 3, box.y1 + b + 10], fill=style.accent)

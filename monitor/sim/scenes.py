@@ -64,7 +64,7 @@ class _Actor:
 class WorldCamera:
     """A camera scene of a world: a background (room or outdoors), a streamer, maybe a crowd."""
 
-    def __init__(self, world: str, person: int, room: int, width: int, height: int, zoom: float = 1.0,
+    def __init__(self, world: str, person: int | None, room: int, width: int, height: int, zoom: float = 1.0,
                  shift: float = 0.0, fps: int = 10, outdoor: bool = False, crowd: tuple[int, ...] = (),
                  handheld: float = 0.0, extra_props: Painter | None = None, seated: bool = True,
                  tone: Callable[[np.ndarray], np.ndarray] | None = None):
@@ -89,10 +89,12 @@ class WorldCamera:
                    float(rng.uniform(-0.42, 0.42)), False, float(rng.uniform(0.3, 0.4)), small)
             for c in crowd
         ]
-        self.actor = _Actor(rng, Person.draw(world_rng(world, person, "person")), width, height, zoom, shift,
-                            seated and not outdoor, 0.55 if outdoor else 0.42, small)
+        self.actor = None if person is None else _Actor(  # None: a shot with nobody in it
+            rng, Person.draw(world_rng(world, person, "person")), width, height, zoom, shift,
+            seated and not outdoor, 0.55 if outdoor else 0.42, small)
+        self.actors = [*self.crowd] + ([self.actor] if self.actor else [])
         if tone is not None:
-            for actor in (*self.crowd, self.actor):
+            for actor in self.actors:
                 actor.poses = [[tone(p) for p in copies] for copies in actor.poses]
         self.handheld = handheld
         self.shake_seed = float(rng.uniform(0, 100))
@@ -105,9 +107,8 @@ class WorldCamera:
         out = bg[m + dy: m + dy + self.height, m + dx: m + dx + self.width].copy()
         if under is not None:
             under(out, index)
-        for actor in self.crowd:
+        for actor in self.actors:
             actor.blend(out, index, self.fps)
-        self.actor.blend(out, index, self.fps)
         return out
 
     def keyed(self, index: int) -> tuple[np.ndarray, np.ndarray]:
@@ -115,6 +116,7 @@ class WorldCamera:
         rgb = np.zeros((self.height, self.width, 3), np.uint8)
         alpha = np.zeros((self.height, self.width), np.uint8)
         a = self.actor
+        assert a is not None, "a keyed camera films a person"
         ox, oy = a.offset(index, self.fps)
         layer = a.poses[a.pose(index, self.fps)][index % 2]
         white = np.full_like(layer, 255)

@@ -142,27 +142,46 @@ class WorldGameVideo:
 
 
 class _Reaction:
-    """The non-game video a streamer reacts to: another person talking, or a travel shot."""
+    """The non-game video a streamer reacts to: a talking head, a travel vlog, a nature shot or the news."""
+
+    KINDS = ("talk", "travel", "nature", "news")
 
     def __init__(self, world: str, seed: int, rect: Rect, fps: int, tone: Tone):
         rng = world_rng(world, seed, "reaction")
         self.rect = rect
+        self.kind = kind = self.KINDS[int(rng.integers(len(self.KINDS)))]
         inner_h = rect.height - 14
-        outdoor = bool(rng.random() < 0.5)
-        self.camera = WorldCamera(world, int(rng.integers(1 << 31)), int(rng.integers(1 << 31)), rect.width, inner_h,
+        outdoor = kind in ("travel", "nature")
+        person = None if kind == "nature" else int(rng.integers(1 << 31))
+        shake = float(rng.uniform(12, 24) if kind == "nature" else rng.uniform(2, 6)) if outdoor else 0.0
+        self.camera = WorldCamera(world, person, int(rng.integers(1 << 31)), rect.width, inner_h,
                                   zoom=float(rng.uniform(0.9, 1.3)), shift=float(rng.uniform(-0.2, 0.2)), fps=fps,
-                                  outdoor=outdoor, handheld=float(rng.uniform(2, 6)) if outdoor else 0.0, tone=tone)
+                                  outdoor=outdoor, handheld=shake, tone=tone)
         bar = Image.new("RGB", (rect.width, 14), (15, 15, 15))
         d = ImageDraw.Draw(bar)
         d.rectangle([8, 5, rect.width - 8, 8], fill=(90, 90, 90))
         progress = float(rng.uniform(0.1, 0.8))
         d.rectangle([8, 5, 8 + int((rect.width - 16) * progress), 8], fill=(230, 30, 40))
         self.bar = tone(np.asarray(bar))
+        self.band = None
+        if kind == "news":  # a lower third and a LIVE badge over the anchor
+            h = max(24, inner_h // 7)
+            band = Image.new("RGB", (rect.width, h), tuple(int(v) for v in rng.integers(0, 160, 3)))
+            d = ImageDraw.Draw(band)
+            d.rectangle([0, 0, h * 2, h], fill=(200, 20, 30))
+            d.text((6, h // 4), "LIVE", fill=(255, 255, 255), font=overlay.font(max(10, h // 2)))
+            d.text((h * 2 + 10, h // 4), "BREAKING: local cat elected mayor", fill=(255, 255, 255),
+                   font=overlay.font(max(10, h // 2)))
+            self.band = tone(np.asarray(band))
 
     def draw(self, out: np.ndarray, index: int) -> None:
         r = self.rect
         out[r.y0:r.y1 - 14, r.x0:r.x1] = self.camera.frame(index)
         out[r.y1 - 14:r.y1, r.x0:r.x1] = self.bar
+        if self.band is not None:
+            h = self.band.shape[0]
+            y = r.y1 - 14 - h - max(4, h // 3)
+            out[y:y + h, r.x0:r.x1] = self.band
 
 
 class WorldChattingVideo:

@@ -36,8 +36,8 @@ WORLD_A, WORLD_B = "A", "B"
 HONEST_A = 9  # honest channels per category in the training world
 HONEST_B = 3  # honest channels per game category in the held-out world
 # The held-out world's honest Just Chatting scenes: the hard cases come twice.
-CHATTING_B = ("room", "poster", "screen", "busy", "outdoor", "reaction", "reaction", "poster")
-CHATTING_A = ("room", "poster", "screen", "busy", "outdoor", "reaction", "room", "busy", "outdoor")
+CHATTING_B = ("room", "poster", "screen", "busy", "outdoor", "reaction", "reaction_behind", "poster")
+CHATTING_A = ("room", "poster", "screen", "busy", "outdoor", "reaction", "reaction_behind", "room", "busy")
 # (declared, shows) of the held-out world's mislabeled channels; "open" is an open-set ROM.
 MISLABELED_B = (
     (JUST_CHATTING, "33214"), (JUST_CHATTING, "32982"), (JUST_CHATTING, "21779"), (JUST_CHATTING, "18122"),

@@ -50,7 +50,8 @@ def test_game_pictures_in_just_chatting_scenes_are_at_most_30_percent_wide(world
         assert (look.picture is not None) == (look.kind in ("poster", "screen"))
         if look.picture is not None:
             assert look.picture.rect.width <= 0.3 * WIDTH
-        assert (look.reaction is not None) == (look.kind == "reaction")
+        assert (look.reaction is not None) == look.kind.startswith("reaction")
+        assert look.reaction_behind == (look.kind == "reaction_behind")
     assert kinds == set(looks.CHATTING_KINDS)
 
 
