@@ -16,6 +16,7 @@ Logins and user_ids are unique across both worlds of a pair.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -131,9 +132,7 @@ class _Builder:
 
 def _families(start: int) -> Iterator[str]:
     """Cycle through the game layout families, starting at a different one per category."""
-    n = len(looks.GAME_FAMILIES)
-    for i in range(1_000_000):
-        yield looks.GAME_FAMILIES[(start + i) % n]
+    return itertools.islice(itertools.cycle(looks.GAME_FAMILIES), start, None)
 
 
 def _viewers(rng: random.Random, rank: int) -> int:
@@ -160,8 +159,9 @@ def _pair(seed: int, held_out: str | None) -> tuple[Scenario, Scenario]:
 
 def _honest(build: _Builder, rng: random.Random, world: str, category: Category, count: int, start: int,
             chatting: tuple[str, ...]) -> list[Channel]:
+    """Return honest channels of a category: one per scene kind for Just Chatting, else `count` layouts."""
     if category.kind == "chatting":
-        scenes = list(chatting) if count <= len(chatting) or world == WORLD_A else list(chatting)
+        scenes = list(chatting)
     else:
         families = _families(start)
         scenes = [next(families) for _ in range(count)]
