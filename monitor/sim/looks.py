@@ -26,9 +26,10 @@ CHATTING_KINDS = ("room", "poster", "screen", "busy", "outdoor", "reaction", "re
 MIN_GAME_WIDTH = 0.40  # gameplay shows the game at 40% of the frame width or more ...
 MAX_PICTURE_WIDTH = 0.30  # ... a poster or screen in a Just Chatting scene at 30% or less
 MAX_CAM_WIDTH = WIDTH // 3
-# Source resolutions a streamer might send (upscaled back to 720p), and x264 CRF values.
+# Source resolutions a streamer might send (upscaled back to 720p) and x264 CRF values. Like the
+# open-set ROMs, each menu is split in alternate halves between worlds (world_half).
 SOURCES = ((1280, 720), (1152, 648), (960, 540), (854, 480), (768, 432), (640, 360))
-CRFS = (20, 23, 26, 29, 32, 35)
+CRFS = (20, 21, 23, 24, 26, 27, 29, 30, 32, 33, 35, 36)
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,13 @@ def world_rng(world: str, seed: int, purpose: str) -> np.random.Generator:
     return np.random.default_rng(np.frombuffer(digest, np.uint32).tolist())
 
 
+def world_half(world: str) -> int:
+    """Return which half of a split menu a world takes: 0 for "A", 1 for "B", else a bit of its name's hash."""
+    if world in ("A", "B"):
+        return "AB".index(world)
+    return hashlib.sha256(world.encode()).digest()[0] & 1
+
+
 def scene_kind(world: str, seed: int, chatting: bool) -> str:
     """Return the layout family (a game channel) or scene kind (a camera scene) of a channel."""
     rng = world_rng(world, seed, "kind")
@@ -278,8 +286,9 @@ def _grade(world: str, seed: int) -> Grade:
 
 def _encode(world: str, seed: int) -> Encode:
     rng = world_rng(world, seed, "encode")
-    source = SOURCES[int(rng.choice(len(SOURCES), p=[0.3, 0.1, 0.2, 0.2, 0.1, 0.1]))]
-    return Encode(source=source, crf=int(rng.choice(CRFS)))
+    half = world_half(world)
+    sources, crfs = SOURCES[half::2], CRFS[half::2]
+    return Encode(source=sources[int(rng.choice(len(sources), p=[0.5, 0.3, 0.2]))], crf=int(rng.choice(crfs)))
 
 
 def _place(rng: np.random.Generator, w: int, h: int, margin: int = 0) -> Rect:

@@ -15,7 +15,6 @@ Logins and user_ids are unique across both worlds of a pair.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import random
 from collections.abc import Iterator
@@ -64,13 +63,8 @@ _TITLES = (
 
 
 def world_open_set_roms(world: str) -> tuple[str, ...]:
-    """Return the open-set ROMs a world may show: alternate halves of OPEN_SET_ROMS for A and B."""
-    if world == WORLD_A:
-        return OPEN_SET_ROMS[0::2]
-    if world == WORLD_B:
-        return OPEN_SET_ROMS[1::2]
-    half = hashlib.sha256(world.encode()).digest()[0] & 1
-    return OPEN_SET_ROMS[half::2]
+    """Return the open-set ROMs a world may show: alternate halves of OPEN_SET_ROMS (looks.world_half)."""
+    return OPEN_SET_ROMS[looks.world_half(world)::2]
 
 
 def generalization_worlds(seed: int = 0) -> tuple[Scenario, Scenario]:

@@ -96,11 +96,23 @@ def test_the_same_seed_looks_different_in_another_world_and_the_same_in_its_own(
         assert chatting_look("A", seed) != chatting_look("B", seed)
 
 
-def test_channels_use_several_source_resolutions_and_crfs():
-    _, b = generalization_worlds()
-    encodes = [stage.look_of(b, c).encode for c in b.channels]
-    assert len({e.source for e in encodes}) >= 4 and len({e.crf for e in encodes}) >= 4
-    assert all(e.source[1] >= 360 for e in encodes)
+def test_channels_use_several_source_resolutions_and_crfs_which_no_two_worlds_share():
+    worlds = generalization_worlds()
+    encodes = [[stage.look_of(w, c).encode for c in w.channels] for w in worlds]
+    for mine in encodes:
+        assert len({e.source for e in mine}) == 3 and len({e.crf for e in mine}) >= 4
+        assert all(e.source[1] >= 360 for e in mine)
+    assert not {e.source for e in encodes[0]} & {e.source for e in encodes[1]}
+    assert not {e.crf for e in encodes[0]} & {e.crf for e in encodes[1]}
+
+
+def test_channels_of_a_world_all_look_different():
+    for scenario in generalization_worlds():
+        looks_ = [stage.look_of(scenario, c) for c in scenario.channels]
+        assert len(set(looks_)) == len(looks_)
+        people = [look.cam.person if isinstance(look, looks.GameLook) else look.person for look in looks_
+                  if not isinstance(look, looks.GameLook) or look.cam]
+        assert len(set(people)) == len(people)
 
 
 def test_grade_lut_is_a_monotonic_table_of_768_bytes():
