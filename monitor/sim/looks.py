@@ -131,6 +131,7 @@ class GameLook:
     game: Rect  # the game's own pixels: MIN_GAME_WIDTH of the frame or more
     box: Rect  # the game's window including letterbox/pillarbox bars
     inset: Rect | None  # picture-in-picture: a zoomed crop of the game
+    crop: int  # pixels a capture card trims off each edge of the Atari screen
     cam: Cam | None
     extras: Extras
     style: Style
@@ -196,8 +197,12 @@ def game_look(world: str, seed: int) -> GameLook:
         shape = "round" if cam_rect.width == cam_rect.height and rng.random() < 0.5 else str(
             rng.choice(["square", "rounded", "cutout", "rounded"]))
         cam = Cam(cam_rect, shape, int(rng.integers(0, 7)), _seed(rng), _seed(rng))
-    extras = _extras(rng, style, occupied=[box] + ([cam_rect] if cam_rect else []), column=column, overlay_ok=True)
-    return GameLook(family, game, box, inset, cam, extras, style, _grade(world, seed), _encode(world, seed))
+    # The frame's border, glow or title bar reaches beyond the box: keep panels clear of it too.
+    framed = box.grow(2 * style.border + 30) if style.frame != "none" else box
+    extras = _extras(rng, style, occupied=[framed] + ([cam_rect] if cam_rect else []), column=column,
+                     overlay_ok=True, protected=[cam_rect] if cam_rect else [])
+    crop = 0 if rng.random() < 0.6 else int(rng.integers(2, 12))
+    return GameLook(family, game, box, inset, crop, cam, extras, style, _grade(world, seed), _encode(world, seed))
 
 
 def chatting_look(world: str, seed: int) -> ChattingLook:
@@ -418,8 +423,12 @@ def _free_spot(rng: np.random.Generator, w: int, h: int, taken: list[Rect], trie
 
 
 def _extras(rng: np.random.Generator, style: Style, occupied: list[Rect], column: Rect | None,
-            overlay_ok: bool) -> Extras:
-    """Place chat, ticker, alert, sub goal and title where they fit; any of them may be absent."""
+            overlay_ok: bool, protected: list[Rect] | None = None) -> Extras:
+    """Place chat, ticker, alert, sub goal and title where they fit; any of them may be absent.
+
+    With overlay_ok, chat that fits nowhere free may lie translucent over the picture, never over
+    a `protected` rect (the webcam).
+    """
     taken = [r for r in occupied if r is not None]
     chat = None
     chat_alpha = False
@@ -433,8 +442,8 @@ def _extras(rng: np.random.Generator, style: Style, occupied: list[Rect], column
         r = Rect(x0, y0, x0 + cw, y0 + ch)
         if not any(_overlap(r, t) for t in taken):
             chat = r
-        elif overlay_ok and rng.random() < 0.5:  # translucent chat over the picture
-            chat, chat_alpha = r, True
+        elif overlay_ok and rng.random() < 0.5 and not any(_overlap(r, p) for p in protected or []):
+            chat, chat_alpha = r, True  # translucent chat over the picture
     if chat is not None:
         taken.append(chat)
     ticker = None

@@ -72,7 +72,7 @@ def at_source(picture: np.ndarray, source: tuple[int, int]) -> np.ndarray:
     if source == (WIDTH, HEIGHT):
         return picture
     img = Image.fromarray(picture).resize(source, Image.BILINEAR)
-    return np.asarray(img.resize((WIDTH, HEIGHT), Image.BILINEAR))
+    return np.array(img.resize((WIDTH, HEIGHT), Image.BILINEAR))
 
 
 class WorldGameVideo:
@@ -111,14 +111,15 @@ class WorldGameVideo:
             part.recolour(tone)
         if look.inset is not None:  # picture-in-picture: a zoomed corner of the game (a minimap, a radar)
             cw, ch = int(rng.integers(40, 80)), int(rng.integers(40, 80))
-            self.crop = (int(rng.integers(0, 160 - cw)), int(rng.integers(0, 210 - ch)), cw, ch)
+            self.crop = (int(rng.integers(0, 130 - cw)), int(rng.integers(0, 180 - ch)), cw, ch)  # inside any trim
             self.inset_border = tone(np.array([[look.style.second]], np.uint8))[0, 0]
 
     def picture(self, index: int) -> np.ndarray:
         """Return frame `index` at full size, before the source resolution is applied."""
         out = self.base.copy()
         g = self.look.game
-        screen = Image.fromarray(self.tone(self.frames[index]))
+        c = self.look.crop
+        screen = Image.fromarray(self.tone(self.frames[index][c:210 - c, c:160 - c]))
         out[g.y0:g.y1, g.x0:g.x1] = np.asarray(screen.resize((g.width, g.height), self.resample))
         if self.look.inset is not None:
             r = self.look.inset
