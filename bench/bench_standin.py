@@ -1,6 +1,6 @@
 """Time the Twitch stand-in: first (cold-cache) and cached start, and 12 s captures cold and warm.
 
-    /work/venv/bin/python bench/bench_standin.py [--scenario default|small] [--thumbnails]
+    /work/venv/bin/python bench/bench_standin.py [--scenario default|small|world-b|...] [--thumbnails]
 
 "Start" is lazy: the server is up at once and renders + encodes a segment the
 first time someone asks for it. So a start is timed up to the moment the first
@@ -25,7 +25,8 @@ from streamlink import Streamlink
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.sim import Scenario, StandIn, default_scenario, small_scenario  # noqa: E402
+from monitor.sim import Scenario, StandIn, load_scenario  # noqa: E402
+from monitor.sim.scenario import SCENARIO_NAMES  # noqa: E402
 
 
 def first_segment(sim: StandIn, login: str) -> int:
@@ -71,10 +72,10 @@ def timed_start(scenario: Scenario, cache: Path, logins: list[str]) -> tuple[flo
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", choices=("default", "small"), default="default")
+    parser.add_argument("--scenario", choices=SCENARIO_NAMES, default="default")
     parser.add_argument("--thumbnails", action="store_true", help="also time a thumbnail of every live channel")
     args = parser.parse_args()
-    scenario = default_scenario() if args.scenario == "default" else small_scenario()
+    scenario = load_scenario(args.scenario)
     game = next(c.login for c in scenario.channels if scenario.rom_for(c))
     chatting = next(c.login for c in scenario.channels if scenario.rom_for(c) is None)
     captured = next(c.login for c in reversed(scenario.channels) if scenario.rom_for(c) and c.login != game)

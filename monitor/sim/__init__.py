@@ -5,6 +5,10 @@
         cfg = replace(cfg, twitch=sim.twitch_config())
         sim.set_offline("pixelfoxtv", True)
 
+Held-out worlds for measuring generalisation (monitor/sim/worlds.py):
+
+    train_world, test_world = generalization_worlds()   # Scenario(world="A"), Scenario(world="B")
+
 Only Twitch is stood in for: streamlink, PyAV and the Helix client run for
 real against it. See monitor/sim/server.py for the faults, monitor/sim/routes.py for the URLs.
 """
@@ -21,8 +25,9 @@ from monitor.sim.scenario import (
     small_scenario,
 )
 from monitor.sim.server import Counters, StandIn, default_cache_dir
+from monitor.sim.worlds import OPEN_SET_ROMS, generalization_worlds, holdout_game_worlds
 
 __all__ = [
-    "Category", "Channel", "Counters", "Scenario", "StandIn", "Truth", "default_cache_dir", "default_scenario",
-    "load_scenario", "small_scenario",
+    "OPEN_SET_ROMS", "Category", "Channel", "Counters", "Scenario", "StandIn", "Truth", "default_cache_dir",
+    "default_scenario", "generalization_worlds", "holdout_game_worlds", "load_scenario", "small_scenario",
 ]

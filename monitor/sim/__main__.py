@@ -1,4 +1,4 @@
-"""Run the stand-in on its own: python -m monitor.sim --port 8080 [--scenario small] [--cache-dir D].
+"""Run the stand-in on its own: python -m monitor.sim --port 8080 [--scenario small|world-b] [--cache-dir D].
 
 Prints the URL it listens on as one line, then serves until SIGINT or SIGTERM.
 """
@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     """Parse arguments, serve until a signal, return the exit code."""
     parser = argparse.ArgumentParser(prog="python -m monitor.sim", description="Run the local Twitch stand-in.")
     parser.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: any free port)")
-    parser.add_argument("--scenario", default="default", help="default, small, or a scenario JSON file")
+    parser.add_argument("--scenario", default="default", help="default, small, world-a, world-b, holdout-a, holdout-b, or a scenario JSON file")
     parser.add_argument("--cache-dir", type=Path, default=None, help=f"segment cache (default {default_cache_dir()})")
     args = parser.parse_args(argv)
     try:

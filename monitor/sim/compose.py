@@ -7,6 +7,8 @@ A game channel shows its ROM's screen over most of the frame, a webcam box in
 a corner and sometimes a chat panel; a Just Chatting channel is a full-frame
 camera scene. The layout (corner, box size, panel, colours) follows from the
 channel's seed, so channels differ while a category's game stays the same ROM.
+A scenario with a named world composes its channels in monitor/sim/stage.py
+instead, from looks of that world alone.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from monitor.sim import stage
 from monitor.sim.camera import CameraScene
 from monitor.sim.game import game_frames
 from monitor.sim.scenario import Channel, Scenario
@@ -63,6 +66,13 @@ class ChannelVideo:
 
     def __init__(self, scenario: Scenario, channel: Channel, run: str, count: int, cache_dir: Path | None = None):
         self.count = count
+        self.source: tuple[int, int] | None = None  # the streamer's own resolution, if not 1280x720
+        if scenario.world:  # a named world has looks of its own (monitor/sim/stage.py)
+            self._world = stage.world_video(scenario, channel, run, count, cache_dir)
+            self._layout = self._world
+            if self._world.source != (WIDTH, HEIGHT):
+                self.source = self._world.source
+            return
         self.look = Look.for_seed(channel.seed)
         rom = scenario.rom_for(channel)
         run_seed = channel.seed if run == "live" else zlib.crc32(f"{channel.seed}:{run}".encode())
@@ -75,6 +85,12 @@ class ChannelVideo:
     def frame(self, index: int) -> np.ndarray:
         """Return frame `index` (taken modulo the run length) as (720, 1280, 3) uint8."""
         return self._layout.frame(index % self.count)
+
+    def picture(self, index: int) -> np.ndarray:
+        """Return frame `index` before it is scaled through `source`: what the encoder scales itself."""
+        if self.source is None:
+            return self.frame(index)
+        return self._world.picture(index % self.count)
 
 
 class _Layout:

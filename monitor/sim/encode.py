@@ -34,7 +34,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from monitor.sim import camera, compose, game, transport
+from monitor.sim import camera, compose, game, looks, overlay, people, scenes, stage, transport, worlds
 from monitor.sim.compose import ChannelVideo
 from monitor.sim.scenario import Channel, Scenario
 
@@ -72,7 +72,7 @@ MAX_VIDEOS = 6  # channel renderers kept in memory (a live run's screens are ~50
 def code_version() -> str:
     """Hash the source of every module that shapes a segment's bytes."""
     digest = hashlib.sha256(av.__version__.encode())
-    for module in (camera, compose, game, transport):
+    for module in (camera, compose, game, looks, overlay, people, scenes, stage, transport, worlds):
         digest.update(Path(module.__file__).read_bytes())
     digest.update(Path(__file__).read_bytes())
     return digest.hexdigest()[:16]
@@ -145,9 +145,18 @@ class SegmentStore:
         content = {
             "seed": channel.seed, "display_name": channel.display_name, "rom": s.rom_for(channel),
             "fps": s.fps, "segment_seconds": s.segment_seconds, "frames": self.run_frames(run), "run": run,
-            "variant": [variant.width, variant.height], "encoder": ENCODER_OPTIONS, "code": self.version,
+            "variant": [variant.width, variant.height], "encoder": self.encoder_options(channel), "code": self.version,
         }
+        if s.world:  # a world's posters show any of its games and its overlays the title: both shape pictures
+            content.update(world=s.world, posters=stage.poster_roms(s), title=channel.title)
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+
+    def encoder_options(self, channel: Channel) -> dict[str, str]:
+        """Return the x264 options of a channel: a named world's channels each have their own CRF."""
+        if not self.scenario.world:
+            return ENCODER_OPTIONS
+        crf = stage.look_of(self.scenario, channel).encode.crf
+        return {**ENCODER_OPTIONS, "crf": str(crf)}
 
     def _path(self, channel: Channel, run: str, variant: Variant, index: int) -> Path:
         key = self.key(channel, run, variant)
@@ -164,11 +173,14 @@ class SegmentStore:
         with av.open(buf, "w", format="mpegts") as container:
             stream = container.add_stream("libx264", rate=self.scenario.fps)
             stream.width, stream.height, stream.pix_fmt = variant.width, variant.height, "yuv420p"
+            options = self.encoder_options(channel)
             stream.codec_context.options = {
-                **ENCODER_OPTIONS, "x264-params": f"{ENCODER_OPTIONS['x264-params']}:keyint={per}:min-keyint={per}",
+                **options, "x264-params": f"{options['x264-params']}:keyint={per}:min-keyint={per}",
             }
             for i in range(per):
-                rgb = av.VideoFrame.from_ndarray(video.frame(index * per + i), format="rgb24")
+                rgb = av.VideoFrame.from_ndarray(video.picture(index * per + i), format="rgb24")
+                if video.source is not None:  # through the streamer's resolution, as frame() does
+                    rgb = rgb.reformat(width=video.source[0], height=video.source[1])
                 frame = rgb.reformat(width=variant.width, height=variant.height, format="yuv420p")
                 frame.pts = index * per + i
                 container.mux(stream.encode(frame))

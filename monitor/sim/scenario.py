@@ -4,6 +4,9 @@
     scenario.truth("jc_plays_fortnite")   # Truth('509658', '33214', True)
     scenario.to_file(Path("world.json")); Scenario.from_file(Path("world.json")) == scenario
 
+`world` names the visual world the channels are drawn from: "" (the
+original look, as default_scenario() and small_scenario() use) or a name
+such as "A" or "B" (monitor/sim/worlds.py), whose looks no other name shares.
 A channel declares a category (what Helix /streams reports) and shows one
 (what its video carries): a category id, or "rom:<name>" for an Atari game
 that belongs to no category (the open-set case). Everything a channel's video
@@ -62,6 +65,9 @@ class Scenario:
     live_loop_segments: int = 24  # a live channel loops this many pre-encoded segments
     live_window_segments: int = 10  # segments listed in a live media playlist
     clip_segments: int = 5
+    # "" keeps the original look; any other name draws every visual choice of every channel from
+    # (world, channel.seed) and from pools no other world name shares (monitor/sim/worlds.py).
+    world: str = ""
     _by_login: dict[str, Channel] = field(init=False, repr=False, compare=False)
     _by_category: dict[str, Category] = field(init=False, repr=False, compare=False)
 
@@ -131,6 +137,8 @@ class Scenario:
             raise ValueError("scenario lists a user_id twice")
         if len(self._by_category) != len(self.categories):
             raise ValueError("scenario lists a category id twice")
+        if not isinstance(self.world, str):
+            raise ValueError("scenario world must be a string")
         if self.fps <= 0 or self.segment_seconds <= 0 or self.clip_segments <= 0:
             raise ValueError("scenario fps, segment_seconds and clip_segments must be positive")
         if self.live_window_segments < 8 or self.live_loop_segments < self.live_window_segments:
@@ -234,10 +242,18 @@ def _login(rng: random.Random, used: set[str]) -> str:
             return login
 
 
+SCENARIO_NAMES = ("default", "small", "world-a", "world-b", "holdout-a", "holdout-b")
+
+
 def load_scenario(name: str) -> Scenario:
-    """Return a scenario by name ("default", "small") or from a JSON file path."""
+    """Return a scenario by name (one of SCENARIO_NAMES) or from a JSON file path."""
     if name == "default":
         return default_scenario()
     if name == "small":
         return small_scenario()
+    if name in SCENARIO_NAMES:
+        from monitor.sim import worlds  # worlds builds on this module
+
+        pair = worlds.generalization_worlds() if name.startswith("world-") else worlds.holdout_game_worlds()
+        return pair[0] if name.endswith("-a") else pair[1]
     return Scenario.from_file(Path(name))

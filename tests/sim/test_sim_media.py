@@ -200,3 +200,19 @@ def test_channels_look_different_and_a_category_keeps_its_rom(sim_cache):
     assert np.abs(frames[0].astype(int) - frames[1].astype(int)).mean() > 5
     assert scenario.rom_for(lol[0]) == scenario.rom_for(lol[1]) == "ms_pacman"
     assert not np.array_equal(videos[2].frame(0), videos[2].frame(7))  # the camera scene moves
+
+
+def test_a_world_b_channel_is_served_as_h264_at_its_own_crf(sim_cache):
+    from monitor.sim import stage
+    from monitor.sim.worlds import generalization_worlds
+
+    _, b = generalization_worlds()
+    with StandIn(b, cache_dir=sim_cache) as world:
+        crfs = {world.store.encoder_options(c)["crf"] for c in b.channels}
+        assert len(crfs) >= 3
+        login = next(c.login for c in b.channels if stage.look_of(b, c).encode.source != (1280, 720))
+        n = _playlist(world, login)[1][-1]
+        frames = _frames(_segment(world, login, n))
+        assert len(frames) == b.frames_per_segment and (frames[0].width, frames[0].height) == (640, 360)
+        thumb = requests.get(f"{world.url}/previews/live_user_{login}-320x180.jpg")
+        assert Image.open(io.BytesIO(thumb.content)).size == (320, 180)

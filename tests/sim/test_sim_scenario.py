@@ -99,3 +99,14 @@ def test_malformed_json_is_a_value_error(tmp_path):
     path.write_text(json.dumps({"categories": [{"id": "1"}], "channels": []}))
     with pytest.raises(ValueError, match="malformed scenario"):
         Scenario.from_file(path)
+
+
+def test_json_without_a_world_is_the_original_look_and_a_named_world_round_trips(tmp_path):
+    data = small_scenario().to_dict()
+    assert data.pop("world") == ""
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(data))
+    assert Scenario.from_file(path) == small_scenario()
+    named = dataclasses.replace(small_scenario(), world="X")
+    named.to_file(path)
+    assert Scenario.from_file(path).world == "X" and Scenario.from_file(path) != small_scenario()
