@@ -1,7 +1,7 @@
 """Build the training set from Twitch clips: the report's Get_clip, Extract_Frame and Split_train_test.
 
     report = build_dataset(cfg, HelixClient(cfg.twitch))
-    data = load_dataset(cfg.data_path)       # data.train, data.test: lists of trainer.train.Clip
+    data = load_dataset(cfg.data_path)       # data.train, data.test: lists of trainer.clip.Clip
     grown = load_dataset(cfg.data_path, include_live=True)   # + clips kept from live checks, in train only
 
 Layout under `<data_dir>/dataset/`:
@@ -48,7 +48,7 @@ from monitor.frames import decode_sampled, resize_frame
 from monitor.helix import HelixClient, Stream
 from monitor.jsonl import append_jsonl, read_jsonl
 from monitor.retain import load_frames, read_clips
-from trainer.train import Clip
+from trainer.clip import Clip
 
 log = logging.getLogger(__name__)
 

@@ -74,7 +74,8 @@ from monitor.config import Config
 from monitor.errors import DatasetError, ModelError
 from monitor.frames import PREPROCESSING, preprocess, sample_indices
 from trainer.augment import ERASE_PROBABILITY, augment
-from trainer.evaluate import Clip, consensus_nll, evaluate_model, stacked_logits
+from trainer.clip import Clip
+from trainer.evaluate import consensus_nll, evaluate_model, stacked_logits
 
 LOG_EVERY = 10  # steps between progress lines
 # From scratch the validation metrics plateau for a few epochs before the next step up: on the
