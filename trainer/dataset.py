@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from monitor.atomic_file import write_atomic
 from monitor.capture import capture_stream
 from monitor.config import Config
 from monitor.errors import CaptureError, DatasetError, DecodeError, HelixError
@@ -154,9 +155,7 @@ class DatasetStore:
         append_jsonl(self.clips_file, [record])
 
     def write_split(self, split: dict) -> None:
-        tmp = self.split_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(split, indent=1, sort_keys=True))
-        os.replace(tmp, self.split_file)
+        write_atomic(self.split_file, json.dumps(split, indent=1, sort_keys=True).encode())
 
 
 def build_dataset(cfg: Config, helix: HelixClient, *, say: Callable[[str], None] = print) -> BuildReport:
