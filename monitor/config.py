@@ -98,17 +98,15 @@ class DatasetConfig:
 class TrainConfig:
     epochs: int = 30
     # Frames per optimiser step (whole clips: at least one clip of K x train.frames_per_segment
-    # frames). Several clips per step: with one (K=6 at 8 frames) two classes stayed merged
-    # for all 30 epochs (87.5% test clip accuracy, twice), with 4 (24 frames) 100%.
+    # frames); several clips a step, or two classes can stay merged (docs/training-notes.md).
     batch_size: int = 24
     # Frames taken from each of the K segments of a training clip per step. TSN trains on one
-    # snippet per segment (inference still takes monitor.frames_per_segment): a third of the
-    # cost of an epoch at n = 3, so more epochs in the same time (see trainer/train.py).
+    # snippet per segment (inference still takes the model's n): more epochs in the same time.
     frames_per_segment: int = 1
     # Share of training frames with one random box painted over, as a channel's overlay would
-    # (trainer/augment.py). Off for tiny datasets: with 2 channels per class it hurt.
+    # (trainer/augment.py); hurts on tiny datasets.
     erase_probability: float = 0.5
-    # 1e-3 kills the units feeding the head from random init (measured).
+    # Higher rates kill the units feeding the head from random init (docs/training-notes.md).
     learning_rate: float = 0.0003
     seed: int = 0
 
