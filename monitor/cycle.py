@@ -63,10 +63,11 @@ class Runtime:
         self._classifier: Classifier | None = None
         self._category_names: dict[str, str] = {}
         self._notifier = None
-        if cfg.notify.webhook_url:
+        webhook_url = cfg.notify.webhook_url.get_secret_value()
+        if webhook_url:
             from monitor.notify import Notifier
 
-            self._notifier = Notifier(cfg.notify.webhook_url, self.metrics)
+            self._notifier = Notifier(webhook_url, self.metrics)
         self.check_context = CheckContext(
             monitor=cfg.monitor, stream_url=cfg.twitch.stream_url, chatting_id=cfg.categories.chatting,
             store=self.store, retainer=self.retainer, metrics=self.metrics, cpu_slot=self.cpu_slot,
