@@ -27,7 +27,7 @@ from monitor.frames import decode_sampled
 from monitor.helix import Stream
 from monitor.record import CheckRecord
 from monitor.store import FlagEvent
-from monitor.verdict import Outcome, Verdict, decide
+from monitor.verdict import Outcome, Thresholds, Verdict, decide
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def _capture_and_classify(
         record.scores,
         stream.game_id,
         chatting_id=ctx.chatting_id,
-        min_confidence=mon.min_confidence,
+        thresholds=Thresholds.from_card(classifier.card, min_confidence=mon.min_confidence or None),
         frames_decoded=record.frames_decoded,
         frames_expected=record.frames_expected,
         min_frame_fraction=mon.min_frame_fraction,

@@ -125,8 +125,10 @@ class MonitorConfig(Section):
     confirmations: Positive = 2
     metrics_addr: str = "127.0.0.1"
     metrics_port: int = Field(9464, ge=0, le=65535)
-    # A mismatch below this confidence is "unsure": it neither opens nor closes a flag.
-    min_confidence: Fraction = 0.6
+    # A class named below this probability is "unsure": it neither opens nor closes a flag.
+    # 0: the active model's own threshold, chosen on validation and kept in its card
+    # (monitor.verdict.Thresholds; a card without one gets the documented default 0.6).
+    min_confidence: Fraction = 0.0
     # Fewer decodable frames than this fraction of K*n gives no verdict.
     min_frame_fraction: Fraction = 0.5
     # Captures are I/O bound: several run at once; decode+inference are bounded to the cores.
@@ -174,6 +176,9 @@ class TrainConfig(Section):
     # Share of training frames with one random box painted over, as a channel's overlay would
     # (trainer/augment.py); hurts on tiny datasets.
     erase_probability: Fraction = 0.5
+    # Share of training clips laid out anew as a stream (game scaled and moved, webcam, chat
+    # panel, tickers; posters and reaction windows in Just Chatting): trainer/layouts.py.
+    layout_probability: Fraction = 0.8
     # Higher rates kill the units feeding the head from random init (docs/training-notes.md).
     learning_rate: float = 0.0003
     seed: int = 0

@@ -1,23 +1,31 @@
 """Decide what one check found, and how it moves a channel's flag: pure rules, no I/O.
 
-    v = decide(scores, "509658", chatting_id="509658", min_confidence=0.6,
+    t = Thresholds.from_card(classifier.card)      # chosen on validation at training time
+    v = decide(scores, "509658", chatting_id="509658", thresholds=t,
                frames_decoded=18, frames_expected=18, min_frame_fraction=0.5)
     v.outcome                       # "mismatch"
-    state, t = step(ChannelState(), v.outcome, "509658", confirmations=2)
-    t.action                        # None: one mismatch is not a flag yet
+    state, tr = step(ChannelState(), v.outcome, "509658", confirmations=2)
+    tr.action                       # None: one mismatch is not a flag yet
 
 Prediction (`decide`), from `scores`, the averaged per-frame softmax keyed by
 category id. The model is closed-set: it only knows its classes. To catch the
 main case, a "Just Chatting" stream playing ANY game, the rules are open-set:
 gameplay probability = 1 - p(chatting), whatever game it is.
 
+Two thresholds rule it, both from the model card (`trainer.thresholds`
+chooses them on validation channels), else DEFAULT_THRESHOLDS:
+`min_confidence` for naming a class, `gameplay` for "some game is on screen".
+
 1. Too few frames (frames_decoded < min_frame_fraction * frames_expected) or
    no scores: unsure, no prediction.
-2. The top class is a game with p >= min_confidence: that game.
-3. Else gameplay probability >= min_confidence: "gameplay" (predicted_game_id
-   None), confidence = the gameplay probability. Only when the model knows
-   chatting: without a chatting class every probability is a game's and
-   "1 - p(chatting)" would always be 1.
+2. The top class is a game with p >= min_confidence: that game, surely.
+3. Else, where the model knows chatting, gameplay probability >= gameplay:
+   some game is on screen, confidence = the gameplay probability. It is
+   named as the most probable game when that game holds at least
+   min_confidence of the gameplay probability (a known game is that game,
+   not "gameplay"), but not surely: its own probability fell short. Else
+   "gameplay" (predicted_game_id None). Without a chatting class every
+   probability is a game's and "1 - p(chatting)" would always be 1.
 4. Else p(chatting) >= min_confidence: chatting.
 5. Else unsure, label "", confidence = the best probability that fell short.
 
@@ -25,8 +33,10 @@ Outcome, by what the stream declares:
 
 - chatting (and the model knows chatting): agree if chatting is predicted;
   mismatch for a game or "gameplay".
-- a game G the model knows: agree if G; mismatch for another known game or
-  chatting; "gameplay" (some game, but not G with confidence) is unsure.
+- a game G the model knows: agree if G; mismatch for another known game
+  named surely, or for chatting; "gameplay", or another game named only by
+  its share of the gameplay probability, is unsure (some game, but which one
+  is not settled enough to accuse a stream of showing another).
 - a category the model does not know (not in `scores`), for example a game
   it was never trained on, or "Just Chatting" for a games-only model:
   agree on "gameplay" (the screen shows a game, and that is all the model
@@ -56,7 +66,7 @@ Flag rules (`step`), per channel, per declared category:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 
@@ -97,12 +107,56 @@ class Verdict:
     confidence: float  # 0..1
 
 
+@dataclass(frozen=True)
+class Thresholds:
+    """When a probability counts: `min_confidence` names a class, `gameplay` says some game is on screen."""
+
+    min_confidence: float = 0.6
+    gameplay: float = 0.6
+    source: str = "defaults"
+
+    def __post_init__(self) -> None:
+        for name in ("min_confidence", "gameplay"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0.0 < value <= 1.0):
+                raise ValueError(f"threshold {name} must be in (0, 1], got {value!r}")
+
+    @classmethod
+    def from_card(cls, card: Mapping, *, min_confidence: float | None = None) -> Thresholds:
+        """Return the card's thresholds; a card without (valid) ones gets DEFAULT_THRESHOLDS.
+
+        `min_confidence`, when given (the config's monitor.min_confidence), overrides the card's.
+        """
+        chosen = card.get("thresholds") if isinstance(card, Mapping) else None
+        try:
+            if isinstance(chosen, Mapping) and "min_confidence" in chosen:
+                found = cls(float(chosen["min_confidence"]),
+                            float(chosen.get("gameplay", chosen["min_confidence"])), "model card")
+            else:
+                found = DEFAULT_THRESHOLDS
+        except (TypeError, ValueError):
+            found = DEFAULT_THRESHOLDS
+        if min_confidence is not None:
+            found = replace(found, min_confidence=min_confidence, source=f"{found.source}, min_confidence from config")
+        return found
+
+
+DEFAULT_THRESHOLDS = Thresholds()
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str  # a category id, "gameplay", or "" when unsure
+    confidence: float
+    sure: bool = True  # False: a game named by its share of the gameplay probability, not its own
+
+
 def decide(
     scores: Mapping[str, float],
     declared_game_id: str,
     *,
     chatting_id: str,
-    min_confidence: float,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
     frames_decoded: int,
     frames_expected: int,
     min_frame_fraction: float,
@@ -110,39 +164,44 @@ def decide(
     """Return the verdict of one check from its class probabilities and declared category."""
     if not scores or frames_decoded < min_frame_fraction * frames_expected:
         return Verdict("unsure", None, "", 0.0)
-    label, confidence = predict(scores, chatting_id=chatting_id, min_confidence=min_confidence)
-    if not label:
-        return Verdict("unsure", None, "", confidence)
-    outcome = _outcome(label, declared_game_id, known=declared_game_id in scores, chatting_id=chatting_id)
-    predicted_id = None if label == GAMEPLAY else label
-    return Verdict(outcome, predicted_id, label, confidence)
+    found = predict(scores, chatting_id=chatting_id, thresholds=thresholds)
+    if not found.label:
+        return Verdict("unsure", None, "", found.confidence)
+    outcome = _outcome(found, declared_game_id, known=declared_game_id in scores, chatting_id=chatting_id)
+    predicted_id = None if found.label == GAMEPLAY else found.label
+    return Verdict(outcome, predicted_id, found.label, found.confidence)
 
 
-def predict(scores: Mapping[str, float], *, chatting_id: str, min_confidence: float) -> tuple[str, float]:
-    """Return (label, confidence): a category id, "gameplay", or "" with the best probability when unsure."""
+def predict(scores: Mapping[str, float], *, chatting_id: str, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> Prediction:
+    """Return what is on screen: a category id, "gameplay", or "" with the best probability when unsure."""
     top = max(scores, key=lambda k: scores[k])
     p_top = float(scores[top])
-    if top != chatting_id and p_top >= min_confidence:
-        return top, p_top
-    if chatting_id in scores:
-        p_chat = float(scores[chatting_id])
-        gameplay = 1.0 - p_chat
-        if gameplay >= min_confidence:
-            return GAMEPLAY, gameplay
-        if p_chat >= min_confidence:
-            return chatting_id, p_chat
-        return "", max(p_top, gameplay)
-    return "", p_top
+    if top != chatting_id and p_top >= thresholds.min_confidence:
+        return Prediction(top, p_top)
+    if chatting_id not in scores:
+        return Prediction("", p_top)
+    p_chat = float(scores[chatting_id])
+    gameplay = 1.0 - p_chat
+    if gameplay >= thresholds.gameplay:
+        game = max((k for k in scores if k != chatting_id), key=lambda k: scores[k])
+        if float(scores[game]) >= thresholds.min_confidence * gameplay:
+            return Prediction(game, gameplay, sure=False)
+        return Prediction(GAMEPLAY, gameplay)
+    if p_chat >= thresholds.min_confidence:
+        return Prediction(chatting_id, p_chat)
+    return Prediction("", max(p_top, gameplay))
 
 
-def _outcome(label: str, declared: str, *, known: bool, chatting_id: str) -> str:
+def _outcome(found: Prediction, declared: str, *, known: bool, chatting_id: str) -> str:
+    label = found.label
     if not known:
-        return "agree" if label == GAMEPLAY else "unsure"
+        # Gameplay evidence agrees with an unknown game; a known game named surely is a closed-set guess.
+        return "agree" if label == GAMEPLAY or (label != chatting_id and not found.sure) else "unsure"
     if declared == chatting_id:
         return "agree" if label == chatting_id else "mismatch"
     if label == declared:
         return "agree"
-    if label == GAMEPLAY:
+    if label == GAMEPLAY or not found.sure:
         return "unsure"
     return "mismatch"
 

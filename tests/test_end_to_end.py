@@ -8,6 +8,8 @@ database and a fresh stand-in.
 from __future__ import annotations
 
 import json
+import shlex
+from pathlib import Path
 
 import pytest
 from cli_helpers import run_cli, write_config
@@ -64,6 +66,17 @@ def test_demo_finds_the_mislabeled_stream(demo):
         assert "caught" in line, out[-3000:]
     assert "FALSE FLAG" not in out, out[-3000:]
     assert "step 3/3" in out
+
+
+def test_demo_leaves_a_config_and_prints_the_command_that_shows_its_flags(demo):
+    work, result = demo
+    line = next(line for line in result.stdout.splitlines() if "see the flags again with:" in line)
+    command = shlex.split(line.split("see the flags again with:", 1)[1])
+    assert command[:2] == ["twitchwatch", "flags"] and command[2] == "--config"
+    assert Path(command[3]) == work / "twitchwatch.toml"
+    shown = run_cli(*command[1:], "--json")
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert set(_logins(lambda t: t.mislabeled)) <= {f["user_login"] for f in json.loads(shown.stdout)}
 
 
 def test_two_cycles_flag_the_mislabeled_channel_and_not_the_honest(standin, config_for):

@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.verdict import GAMEPLAY, ChannelState, Outcome, Transition, Verdict, decide, step
+from monitor.verdict import (
+    DEFAULT_THRESHOLDS,
+    GAMEPLAY,
+    ChannelState,
+    Outcome,
+    Thresholds,
+    Transition,
+    Verdict,
+    decide,
+    step,
+)
 
 CHAT, LOL, FORTNITE = "509658", "21779", "33214"
 UNKNOWN_GAME = "516575"  # Valorant: a category the model was never trained on
 
 
-def verdict(scores, declared, *, frames=18, expected=18, min_confidence=0.6) -> Verdict:
-    return decide(scores, declared, chatting_id=CHAT, min_confidence=min_confidence,
+def verdict(scores, declared, *, frames=18, expected=18, min_confidence=0.6, gameplay=None) -> Verdict:
+    thresholds = Thresholds(min_confidence, min_confidence if gameplay is None else gameplay)
+    return decide(scores, declared, chatting_id=CHAT, thresholds=thresholds,
                   frames_decoded=frames, frames_expected=expected, min_frame_fraction=0.5)
 
 
@@ -239,3 +250,52 @@ def test_unknown_outcomes_and_zero_confirmations_are_refused():
 def test_every_outcome_from_an_open_flag(outcome, expected):
     assert outcome in list(Outcome)
     assert step(ChannelState(CHAT, 2, True), outcome, CHAT, confirmations=2) == expected
+
+
+# -- thresholds from the model card, and a known game named as that game ---------------
+
+
+def test_a_known_game_on_a_chatting_stream_is_named_even_when_its_own_probability_falls_short():
+    # 0.55 of LoL is below min_confidence, but LoL holds 0.55/0.8 of the gameplay probability
+    v = verdict({CHAT: 0.2, LOL: 0.55, FORTNITE: 0.25}, CHAT)
+    assert v.outcome == "mismatch" and v.predicted_game_id == LOL and v.predicted_label == LOL
+    assert v.confidence == pytest.approx(0.8)
+
+
+def test_a_game_named_only_by_its_share_does_not_accuse_a_game_stream_of_showing_another():
+    v = verdict({CHAT: 0.2, LOL: 0.25, FORTNITE: 0.55}, LOL)
+    assert v.outcome == "unsure" and v.predicted_game_id == FORTNITE
+
+
+def test_a_game_named_by_its_share_agrees_with_the_declared_game_and_with_an_unknown_category():
+    assert verdict({CHAT: 0.2, LOL: 0.55, FORTNITE: 0.25}, LOL).outcome == "agree"
+    assert verdict({CHAT: 0.2, LOL: 0.55, FORTNITE: 0.25}, UNKNOWN_GAME).outcome == "agree"
+
+
+def test_the_gameplay_threshold_is_its_own():
+    scores = {CHAT: 0.3, LOL: 0.35, FORTNITE: 0.35}
+    assert verdict(scores, CHAT, gameplay=0.75).outcome == "unsure"
+    assert verdict(scores, CHAT, gameplay=0.7).outcome == "mismatch"
+
+
+def test_thresholds_come_from_the_model_card():
+    card = {"thresholds": {"min_confidence": 0.8, "gameplay": 0.9, "chosen_on": "validation"}}
+    t = Thresholds.from_card(card)
+    assert (t.min_confidence, t.gameplay, t.source) == (0.8, 0.9, "model card")
+    scores = {CHAT: 0.15, LOL: 0.75, FORTNITE: 0.1}
+    assert decide(scores, CHAT, chatting_id=CHAT, thresholds=t, frames_decoded=18, frames_expected=18,
+                  min_frame_fraction=0.5).outcome == "unsure"  # 0.85 gameplay < 0.9, 0.75 LoL < 0.8
+    assert decide(scores, CHAT, chatting_id=CHAT, thresholds=DEFAULT_THRESHOLDS, frames_decoded=18,
+                  frames_expected=18, min_frame_fraction=0.5).outcome == "mismatch"
+
+
+@pytest.mark.parametrize("card", [{}, {"thresholds": None}, {"thresholds": {"gameplay": 0.7}},
+                                  {"thresholds": {"min_confidence": "high"}}, {"thresholds": {"min_confidence": 1.5}}])
+def test_a_card_without_valid_thresholds_falls_back_to_the_documented_defaults(card):
+    assert Thresholds.from_card(card) == DEFAULT_THRESHOLDS
+    assert (DEFAULT_THRESHOLDS.min_confidence, DEFAULT_THRESHOLDS.gameplay) == (0.6, 0.6)
+
+
+def test_the_config_min_confidence_overrides_the_card():
+    t = Thresholds.from_card({"thresholds": {"min_confidence": 0.8, "gameplay": 0.9}}, min_confidence=0.7)
+    assert (t.min_confidence, t.gameplay) == (0.7, 0.9) and "config" in t.source

@@ -8,6 +8,8 @@ What live streams vary in, and so what the model should not care about:
   zoom. A random crop that removes at most `max_cut` of each edge, then a
   random downscale, as a lower-bitrate variant would look.
 - Colour: brightness, contrast and saturation of the camera, grading, filters.
+- Compression: half the frames go through JPEG at quality 15-75, as streams
+  at a low bitrate are blocky and smeared.
 - Overlays: webcam boxes, alerts, panels and borders differ from channel to
   channel and cover parts of the picture. Half the frames get one random
   rectangle (2-25% of the frame) in one random colour, so no single region
@@ -23,6 +25,7 @@ frame is one no stream ever shows.
 
 from __future__ import annotations
 
+import io
 import random
 
 import numpy as np
@@ -34,6 +37,8 @@ SCALE_PROBABILITY = 0.5
 COLOR_JITTER = 0.25  # +-25% brightness, contrast, saturation
 ERASE_PROBABILITY = 0.5
 ERASE_MAX_AREA = 0.25
+JPEG_PROBABILITY = 0.5
+JPEG_QUALITY = (15, 75)  # blocky low-bitrate streams to clean ones
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
@@ -45,7 +50,16 @@ def augment(frame: np.ndarray, rng: random.Random, erase_probability: float = ER
     out = color_jitter(out, rng)
     if rng.random() < erase_probability:
         out = random_erase(out, rng)
+    if rng.random() < JPEG_PROBABILITY:
+        out = compress(out, rng.randint(*JPEG_QUALITY))
     return out
+
+
+def compress(frame: np.ndarray, quality: int) -> np.ndarray:
+    """Return the frame after a JPEG round trip at `quality`: the blocks and smear of a low bitrate."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(frame)).save(buffer, format="JPEG", quality=quality)
+    return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
 
 
 def random_erase(frame: np.ndarray, rng: random.Random, max_area: float = ERASE_MAX_AREA) -> np.ndarray:

@@ -66,6 +66,8 @@ from monitor.frames import PREPROCESSING, preprocess, sample_indices
 from trainer.augment import ERASE_PROBABILITY, augment
 from trainer.clip import Clip
 from trainer.evaluate import consensus_nll, evaluate_model, stacked_logits
+from trainer.layouts import P_LAYOUT, StreamComposer
+from trainer.thresholds import choose_thresholds
 
 LOG_EVERY = 10  # steps between progress lines
 # From scratch the validation metrics plateau for a few epochs before the next step up
@@ -107,6 +109,8 @@ class TrainingSpec:
     seed: int
     train_frames_per_segment: int = 1
     erase_probability: float = ERASE_PROBABILITY
+    layout_probability: float = P_LAYOUT
+    chatting: str | None = None  # the non-game class: webcam pictures for new layouts, the gameplay threshold
     patience: int = PATIENCE
     log_every: int = LOG_EVERY
     max_seconds: float | None = None
@@ -133,6 +137,8 @@ class TrainingSpec:
             seed=cfg.train.seed,
             train_frames_per_segment=cfg.train.frames_per_segment,
             erase_probability=cfg.train.erase_probability,
+            layout_probability=cfg.train.layout_probability,
+            chatting=cfg.categories.chatting,
             max_seconds=max_seconds,
         )
 
@@ -159,6 +165,7 @@ class TrainResult:
     metrics: dict
     best_epoch: int = 0
     config: dict = field(default_factory=dict)  # the card's "training": the spec as run, restarts included
+    thresholds: dict = field(default_factory=dict)  # trainer.thresholds, chosen on validation
 
     def classifier(self, model_id: str = "unsaved") -> Classifier:
         """Wrap the trained model for scoring, with its temperature and sampling."""
@@ -188,6 +195,7 @@ class TrainResult:
             "history": self.history,
             "metrics": self.metrics,
             "training": self.config,
+            "thresholds": self.thresholds,
             **extra,
         }
 
@@ -209,8 +217,13 @@ def train_classifier(
     _check_clips(train, classes, "training", allow_empty=False)
     _check_clips(val, classes, "validation", allow_empty=True)
     started = time.monotonic()
+    composer = StreamComposer(train, spec.chatting, probability=spec.layout_probability)
+    # Validation also judges unseen layouts: each validation clip once as stored, once laid out anew
+    # (a fixed layout per clip), so early stopping, the temperature and the thresholds see both.
+    if spec.layout_probability > 0:
+        val = val + [relaid(clip, composer) for clip in val]
     run = _Run(
-        spec=spec, classes=list(classes), label_of={c: i for i, c in enumerate(classes)},
+        spec=spec, composer=composer, classes=list(classes), label_of={c: i for i, c in enumerate(classes)},
         steps=math.ceil(len(train) / spec.clips_per_step), log=log,
         deadline=started + spec.max_seconds if spec.max_seconds else None,
     )
@@ -237,12 +250,12 @@ def train_classifier(
                 ) from None
             rate /= 3
             log(f"{exc} (loss stuck at ln C): restarting from scratch with learning rate {rate:.1e}")
-    temperature, calibration = _calibrate(model, val, run)
+    temperature, calibration, thresholds = _calibrate(model, val, run)
     train_seconds = time.monotonic() - started
     result = TrainResult(
         model=model, classes=list(classes), spec=spec, history=history, train_seconds=train_seconds,
         temperature=temperature, metrics={}, best_epoch=best_epoch,
-        config=_training_record(spec, final_learning_rate=rate, restarts=attempt),
+        config=_training_record(spec, final_learning_rate=rate, restarts=attempt), thresholds=thresholds,
     )
     result.metrics = _final_metrics(result, train, val, calibration)
     log(
@@ -259,8 +272,9 @@ def _training_record(spec: TrainingSpec, *, final_learning_rate: float, restarts
         "pretrained": spec.pretrained, "epochs": spec.epochs, "batch_size": spec.batch_size,
         "learning_rate": spec.learning_rate, "final_learning_rate": final_learning_rate, "restarts": restarts,
         "seed": spec.seed, "train_frames_per_segment": spec.train_frames_per_segment,
-        "clips_per_step": spec.clips_per_step, "loss": "tsn-consensus-ce",
-        "augment": f"shallow-crop, downscale, colour, erase p={spec.erase_probability}; no flip",
+        "clips_per_step": spec.clips_per_step, "loss": "tsn-consensus-ce", "sampling": "class-balanced",
+        "augment": f"stream layouts p={spec.layout_probability}, shallow-crop, downscale, colour, jpeg, "
+                   f"erase p={spec.erase_probability}; no flip",
     }
 
 
@@ -269,6 +283,7 @@ class _Run:
     """One run of a spec: the spec, and what follows from the data and the clock."""
 
     spec: TrainingSpec
+    composer: StreamComposer
     classes: list[str]
     label_of: dict[str, int]
     steps: int
@@ -407,17 +422,19 @@ def _train_epoch(
 ) -> dict:
     """Run one epoch; return its mean loss, running train accuracy and whether the deadline cut it."""
     model.train()
-    order = list(clips)
-    rng.shuffle(order)
+    order = balanced_order(clips, rng)
     per_clip = run.spec.segments * run.spec.train_frames_per_segment
     loss_sum = correct = seen = 0.0
     interrupted = False
     for step in range(run.steps):
         batch = order[step * run.spec.clips_per_step : (step + 1) * run.spec.clips_per_step]
         frames = [
-            augment(clip.frames[i], rng, run.spec.erase_probability)
+            augment(frame, rng, run.spec.erase_probability)
             for clip in batch
-            for i in sample_indices(len(clip.frames), run.spec.segments, run.spec.train_frames_per_segment, "train", rng)
+            for frame in run.composer.compose(
+                [clip.frames[i] for i in sample_indices(len(clip.frames), run.spec.segments,
+                                                        run.spec.train_frames_per_segment, "train", rng)],
+                clip.label, rng)
         ]
         targets = torch.tensor([run.label_of[clip.label] for clip in batch])
         frame_logits = model(preprocess(frames))
@@ -502,11 +519,12 @@ def fit_temperature(logits: torch.Tensor, labels: Sequence[int]) -> float:
     return fitted
 
 
-def _calibrate(model: nn.Module, val: list[Clip], run: _Run) -> tuple[float, dict]:
+def _calibrate(model: nn.Module, val: list[Clip], run: _Run) -> tuple[float, dict, dict]:
+    """Fit the temperature on the validation clips, then choose the verdict thresholds on them."""
     log = run.log
     if not val:
-        log("no validation clips: temperature left at 1.0")
-        return 1.0, {}
+        log("no validation clips: temperature left at 1.0, thresholds left to the defaults")
+        return 1.0, {}, {}
     logits = stacked_logits(run.scorer(model), val)
     labels = [run.label_of[c.label] for c in val]
     temperature = fit_temperature(logits, labels)
@@ -514,8 +532,40 @@ def _calibrate(model: nn.Module, val: list[Clip], run: _Run) -> tuple[float, dic
     with torch.no_grad():
         before = float(consensus_nll(logits, target, 1.0))
         after = float(consensus_nll(logits, target, temperature))
-    log(f"temperature {temperature:.3f}: validation NLL {before:.4f} -> {after:.4f}")
-    return temperature, {"val_nll_uncalibrated": before, "val_nll": after}
+        probs = torch.softmax(logits / temperature, dim=2).mean(dim=1).numpy()
+    thresholds = choose_thresholds(probs, [c.label for c in val], run.classes, run.spec.chatting)
+    log(f"temperature {temperature:.3f}: validation NLL {before:.4f} -> {after:.4f}; thresholds "
+        f"min_confidence {thresholds['min_confidence']}, gameplay {thresholds.get('gameplay', 'n/a')}")
+    return temperature, {"val_nll_uncalibrated": before, "val_nll": after}, thresholds
+
+
+def balanced_order(clips: Sequence[Clip], rng: random.Random) -> list[Clip]:
+    """Return an epoch's clips, as many as given, every class (about) equally often, shuffled.
+
+    Each class gets len(clips) / classes places (the remainder to classes
+    drawn at random), filled by its clips in a shuffled cycle, so a balanced
+    set gives a plain shuffle of every clip once and a small class is
+    repeated rather than outvoted.
+    """
+    by_class: dict[str, list[Clip]] = {}
+    for clip in clips:
+        by_class.setdefault(clip.label, []).append(clip)
+    labels = sorted(by_class)
+    rng.shuffle(labels)
+    share, extra = divmod(len(clips), len(labels)) if labels else (0, 0)
+    out: list[Clip] = []
+    for rank, label in enumerate(labels):
+        members = list(by_class[label])
+        rng.shuffle(members)
+        out.extend(members[i % len(members)] for i in range(share + (rank < extra)))
+    rng.shuffle(out)
+    return out
+
+
+def relaid(clip: Clip, composer: StreamComposer) -> Clip:
+    """Return a copy of the clip in one new layout, the same every run (seeded by the clip id)."""
+    frames = composer.compose(clip.frames, clip.label, random.Random(f"relaid:{clip.clip_id}"), always=True)
+    return Clip(clip_id=clip.clip_id + "~relaid", label=clip.label, channel=clip.channel, frames=frames)
 
 
 def _final_metrics(result: TrainResult, train: list[Clip], val: list[Clip], calibration: dict) -> dict:

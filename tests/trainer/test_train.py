@@ -56,12 +56,14 @@ def test_training_learns_three_clearly_different_scenes_from_scratch(tmp_path):
     assert [row["epoch"] for row in result.history] == list(range(1, len(result.history) + 1))
     assert any("step 18/18" in line for line in lines) and any("val acc" in line for line in lines)
     val = result.metrics["val"]
-    assert val["confusion"] == [[2, 0, 0], [0, 2, 0], [0, 0, 2]]
+    # each validation clip twice: as stored and laid out anew (trainer.layouts)
+    assert val["confusion"] == [[4, 0, 0], [0, 4, 0], [0, 0, 4]]
 
     model_id = save_model(tmp_path, result.model, result.card(dataset_hash="toy"))
     reloaded = ModelRegistry(tmp_path).load(model_id)
     assert reloaded.temperature == pytest.approx(result.temperature)
-    assert evaluate_model(reloaded, toy_clips(2, seed=2)).confusion() == val["confusion"]
+    assert reloaded.card["thresholds"] == result.thresholds and result.thresholds["chosen_on"] == "validation"
+    assert evaluate_model(reloaded, toy_clips(2, seed=2)).confusion() == [[2, 0, 0], [0, 2, 0], [0, 0, 2]]
 
 
 def test_one_frame_per_segment_in_training_fits_more_clips_per_step():
