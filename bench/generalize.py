@@ -47,8 +47,9 @@ from monitor.cli import main as twitchwatch  # noqa: E402
 from monitor.model_registry import ModelRegistry  # noqa: E402
 from monitor.sim import Scenario, StandIn, load_scenario  # noqa: E402
 from monitor.store import Store  # noqa: E402
+from trainer.clip import Clip  # noqa: E402
 from trainer.dataset import load_dataset  # noqa: E402
-from trainer.evaluate import Clip, evaluate_model  # noqa: E402
+from trainer.evaluate import evaluate_model  # noqa: E402
 
 SPLITS = {"worlds": ("world-a", "world-b"), "holdout": ("holdout-a", "holdout-b")}
 # The generalization issue's "must show" goals: metric -> (goal, higher is better).

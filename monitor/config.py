@@ -1,29 +1,53 @@
 """Load the one typed configuration object that every stage is handed.
 
-    cfg = load_config(Path("twitchwatch.toml"))   # or None: env var, then defaults
+    cfg = load_config(Path("twitchwatch.toml"))   # or None: $TWITCHWATCH_CONFIG, then defaults
     cfg.monitor.capture_seconds                   # 12
+    cfg.twitch.client_secret.get_secret_value()   # a SecretStr: never shown in a repr or a message
 
 Sources, later wins: built-in defaults, the TOML file, environment variables
-(`TWITCH_CLIENT_ID`, `TWITCH_CLIENT_SECRET`, `TWITCHWATCH_<SECTION>__<KEY>`).
+(`TWITCH_CLIENT_ID`, `TWITCH_CLIENT_SECRET`, `TWITCHWATCH_<SECTION>__<KEY>`),
+then `overrides` given in code. `Config` is a pydantic-settings BaseSettings
+whose sources are exactly these (`Config.settings_customise_sources`): the
+file through pydantic-settings' `TomlConfigSettingsSource`, the environment
+through `EnvironmentSource` below, which reads the mapping `load_config` is
+given and types each string by its section's model. Every section is a
+frozen, strict pydantic model: its `Field` constraints and validators are
+the range checks, `extra="forbid"` rejects unknown keys.
+
 Unknown sections or keys, wrong types and malformed files raise ConfigError
-naming the key, never echoing a secret's value.
+naming the key (and the variable, for a value from the environment), never
+echoing a secret's value.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import tomllib
-import typing
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 from monitor.errors import ConfigError
 
 CONFIG_ENV = "TWITCHWATCH_CONFIG"
-SECRET_KEYS = {("twitch", "client_secret")}
+ENV_PREFIX = "TWITCHWATCH_"
+ENV_NESTED_DELIMITER = "__"
+# Twitch's own names for the app credentials, read besides TWITCHWATCH_TWITCH__CLIENT_ID/SECRET.
+CLIENT_VARS = (("TWITCH_CLIENT_ID", "client_id"), ("TWITCH_CLIENT_SECRET", "client_secret"))
+# Values never shown in a message: the SecretStr fields, and a database URL, which may hold a password.
+SECRET_KEYS = {("twitch", "client_secret"), ("notify", "webhook_url"), ("storage", "database_url")}
 
 REPORT_CATEGORIES = ("21779", "509658", "33214", "512710", "18122", "32982", "27471", "512804")
 # TSN sampling, K segments of n frames: the report's best setting (75% test accuracy at K=6, n=3).
@@ -32,129 +56,262 @@ REPORT_CATEGORIES = ("21779", "509658", "33214", "512710", "18122", "32982", "27
 DEFAULT_SEGMENTS = 6
 DEFAULT_FRAMES_PER_SEGMENT = 3
 
+Positive = Annotated[int, Field(gt=0)]
+PositiveSeconds = Annotated[float, Field(gt=0)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+Bytes = Annotated[int, Field(ge=0)]
 
-@dataclass(frozen=True)
-class TwitchConfig:
+
+class Section(BaseModel):
+    """One [section] of the file: frozen, strict (no "6" for 6, no true for 1), no unknown keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class TwitchConfig(Section):
     client_id: str = ""
-    client_secret: str = field(default="", repr=False)
+    client_secret: SecretStr = SecretStr("")
     helix_url: str = "https://api.twitch.tv/helix"
     auth_url: str = "https://id.twitch.tv/oauth2"
     stream_url: str = "https://www.twitch.tv/{user_login}"
     request_timeout_seconds: float = 10.0
-    max_pages: int = 10
+    max_pages: Positive = 10
+
+    @field_validator("stream_url")
+    @classmethod
+    def _names_the_login(cls, value: str) -> str:
+        if "{user_login}" not in value:
+            raise ValueError("must contain {user_login}")
+        return value
 
 
-@dataclass(frozen=True)
-class CategoriesConfig:
-    watch: tuple[str, ...] = REPORT_CATEGORIES
+class CategoriesConfig(Section):
+    watch: tuple[str, ...] = Field(REPORT_CATEGORIES, min_length=1)
     chatting: str = "509658"
 
+    @field_validator("watch", mode="before")
+    @classmethod
+    def _list_of_ids(cls, value: Any) -> Any:
+        """Accept a TOML list (ids as strings or integers) or, from the environment, "1, 2" or "['1', '2']"."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    value = tomllib.loads(f"v = {text}")["v"]
+                except tomllib.TOMLDecodeError:
+                    raise ValueError("must be a list of category ids") from None
+            else:
+                value = [part.strip() for part in text.split(",") if part.strip()]
+        if isinstance(value, list | tuple):
+            return tuple(str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value)
+        return value
 
-@dataclass(frozen=True)
-class MonitorConfig:
-    interval_seconds: int = 300
-    streams_per_category: int = 20
-    capture_seconds: int = 12
+    @field_validator("watch")
+    @classmethod
+    def _each_once(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("lists a category twice")
+        return value
+
+
+class MonitorConfig(Section):
+    interval_seconds: Positive = 300
+    streams_per_category: Positive = 20
+    capture_seconds: Positive = 12
     # K and n a new model is trained, tested and then served at; a registered model is always
     # served at its own card's K and n, whatever these say.
-    segments: int = DEFAULT_SEGMENTS
-    frames_per_segment: int = DEFAULT_FRAMES_PER_SEGMENT
-    confirmations: int = 2
+    segments: Positive = DEFAULT_SEGMENTS
+    frames_per_segment: Positive = DEFAULT_FRAMES_PER_SEGMENT
+    confirmations: Positive = 2
     metrics_addr: str = "127.0.0.1"
-    metrics_port: int = 9464
+    metrics_port: int = Field(9464, ge=0, le=65535)
     # A class named below this probability is "unsure": it neither opens nor closes a flag.
     # 0: the active model's own threshold, chosen on validation and kept in its card
     # (monitor.verdict.Thresholds; a card without one gets the documented default 0.6).
-    min_confidence: float = 0.0
+    min_confidence: Fraction = 0.0
     # Fewer decodable frames than this fraction of K*n gives no verdict.
-    min_frame_fraction: float = 0.5
+    min_frame_fraction: Fraction = 0.5
     # Captures are I/O bound: several run at once; decode+inference are bounded to the cores.
-    capture_workers: int = 4
+    capture_workers: Positive = 4
     # Hard wall-clock cap on one capture; streamlink reads block during ads.
-    capture_timeout_seconds: float = 45.0
+    capture_timeout_seconds: PositiveSeconds = 45.0
     stop_timeout_seconds: float = 60.0
 
 
-@dataclass(frozen=True)
-class StorageConfig:
-    database_url: str = "sqlite:///twitchwatch.db"
+class StorageConfig(Section):
+    # A str, not a SecretStr: every store takes the URL itself; its password is kept out of
+    # reprs (repr=False) and messages (SECRET_KEYS), and Store logs it masked.
+    database_url: str = Field("sqlite:///twitchwatch.db", repr=False)
     data_dir: str = "twitchwatch-data"
 
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.split(":", 1)[0].startswith(("sqlite", "postgresql")):
+            raise ValueError("must be a sqlite:// or postgresql+psycopg:// URL")
+        return value
 
-@dataclass(frozen=True)
-class ModelConfig:
-    arch: str = "squeezenet1_1"
+
+class ModelConfig(Section):
+    arch: Literal["squeezenet1_0", "squeezenet1_1"] = "squeezenet1_1"
     pretrained: str = "imagenet"
 
 
-@dataclass(frozen=True)
-class DatasetConfig:
-    streamers_per_category: int = 10
-    clips_per_channel: int = 2
+class DatasetConfig(Section):
+    streamers_per_category: Positive = 10
+    clips_per_channel: Positive = 2
     clip_window_days: int = 30
-    test_fraction: float = 0.25
+    test_fraction: float = Field(0.25, gt=0, lt=1)
     seed: int = 20200220
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 30
+class TrainConfig(Section):
+    epochs: Positive = 30
     # Frames per optimiser step (whole clips: at least one clip of K x train.frames_per_segment
-    # frames). Several clips per step: with one (K=6 at 8 frames) two classes stayed merged
-    # for all 30 epochs (87.5% test clip accuracy, twice), with 4 (24 frames) 100%.
-    batch_size: int = 24
+    # frames); several clips a step, or two classes can stay merged (docs/training-notes.md).
+    batch_size: Positive = 24
     # Frames taken from each of the K segments of a training clip per step. TSN trains on one
-    # snippet per segment (inference still takes monitor.frames_per_segment): a third of the
-    # cost of an epoch at n = 3, so more epochs in the same time (see trainer/train.py).
-    frames_per_segment: int = 1
+    # snippet per segment (inference still takes the model's n): more epochs in the same time.
+    frames_per_segment: Positive = 1
     # Share of training frames with one random box painted over, as a channel's overlay would
-    # (trainer/augment.py). Off for tiny datasets: with 2 channels per class it hurt.
-    erase_probability: float = 0.5
+    # (trainer/augment.py); hurts on tiny datasets.
+    erase_probability: Fraction = 0.5
     # Share of training clips laid out anew as a stream (game scaled and moved, webcam, chat
     # panel, tickers; posters and reaction windows in Just Chatting): trainer/layouts.py.
-    layout_probability: float = 0.8
-    # 1e-3 kills the units feeding the head from random init (measured).
+    layout_probability: Fraction = 0.8
+    # Higher rates kill the units feeding the head from random init (docs/training-notes.md).
     learning_rate: float = 0.0003
     seed: int = 0
 
 
-@dataclass(frozen=True)
-class RetainConfig:
+class RetainConfig(Section):
     # Frames of agreeing checks grow the training set; mismatches go to a review queue.
     enabled: bool = True
     # The loader holds retained frames in memory for retraining (~150 kB a frame):
     # 400 MB of PNGs is about 3 GB of frames.
-    max_bytes: int = 400_000_000
-    review_max_bytes: int = 200_000_000
-    min_confidence: float = 0.0
+    max_bytes: Bytes = 400_000_000
+    review_max_bytes: Bytes = 200_000_000
+    min_confidence: Fraction = 0.0
+
+
+class NotifyConfig(Section):
+    webhook_url: SecretStr = SecretStr("")  # its path often carries a token
 
 
 @dataclass(frozen=True)
-class NotifyConfig:
-    webhook_url: str = ""
+class _Inputs:
+    """What one load_config call reads besides the defaults."""
+
+    toml_file: Path | None
+    environ: Mapping[str, str]
 
 
-@dataclass(frozen=True)
-class Config:
-    twitch: TwitchConfig = field(default_factory=TwitchConfig)
-    categories: CategoriesConfig = field(default_factory=CategoriesConfig)
-    monitor: MonitorConfig = field(default_factory=MonitorConfig)
-    storage: StorageConfig = field(default_factory=StorageConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    retain: RetainConfig = field(default_factory=RetainConfig)
-    notify: NotifyConfig = field(default_factory=NotifyConfig)
-    source: str = "defaults"  # where the file part came from, for messages
+# Set by load_config for the duration of one Config(...): pydantic-settings builds sources per class.
+_INPUTS: ContextVar[_Inputs | None] = ContextVar("twitchwatch_config_inputs", default=None)
+
+
+class Config(BaseSettings):
+    """The whole configuration: one frozen section per [section] of the file."""
+
+    model_config = SettingsConfigDict(extra="forbid", frozen=True, strict=True, env_prefix=ENV_PREFIX,
+                                      env_nested_delimiter=ENV_NESTED_DELIMITER)
+
+    twitch: TwitchConfig = TwitchConfig()
+    categories: CategoriesConfig = CategoriesConfig()
+    monitor: MonitorConfig = MonitorConfig()
+    storage: StorageConfig = StorageConfig()
+    model: ModelConfig = ModelConfig()
+    dataset: DatasetConfig = DatasetConfig()
+    train: TrainConfig = TrainConfig()
+    retain: RetainConfig = RetainConfig()
+    notify: NotifyConfig = NotifyConfig()
+    _source: str = PrivateAttr("defaults")  # where the file part came from, for messages
+
+    @property
+    def source(self) -> str:
+        return self._source
 
     @property
     def data_path(self) -> Path:
         return Path(self.storage.data_dir)
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Return the sources, first wins: code's overrides, the environment, the TOML file."""
+        inputs = _INPUTS.get() or _Inputs(None, os.environ)
+        return (
+            init_settings,
+            EnvironmentSource(settings_cls, inputs.environ),
+            TomlConfigSettingsSource(settings_cls, toml_file=inputs.toml_file),
+        )
 
-SECTIONS: dict[str, type] = {
-    name: hint for name, hint in typing.get_type_hints(Config).items() if name != "source"
-}
+
+SECTIONS: dict[str, type[Section]] = {name: field.annotation for name, field in Config.model_fields.items()}
+
+
+class EnvironmentSource(PydanticBaseSettingsSource):
+    """Read TWITCH_CLIENT_ID, TWITCH_CLIENT_SECRET and TWITCHWATCH_<SECTION>__<KEY> from a mapping.
+
+    Each value is typed by its section's model from the string
+    (`model_validate_strings`: "8", "true", "0.5"); a variable naming an
+    unknown section or key, or holding a value of the wrong type, is a
+    ConfigError naming the variable.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]):
+        super().__init__(settings_cls)
+        self.environ = environ
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        # Unused: __call__ reads every variable at once, so unknown ones are seen too.
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        strings, variables = self._strings()
+        typed: dict[str, Any] = {}
+        for section, values in strings.items():
+            model = SECTIONS.get(section)
+            if model is None:
+                var = next(iter(variables[section].values()))
+                raise ConfigError(f"unknown config section [{section}] (environment variable {var})")
+            try:
+                parsed = model.model_validate_strings(values)
+            except ValidationError as exc:
+                error = exc.errors()[0]
+                key = str(error["loc"][0]) if error["loc"] else next(iter(values))
+                var = variables[section].get(key, next(iter(variables[section].values())))
+                if error["type"] == "extra_forbidden":
+                    raise ConfigError(f"unknown config key {section}.{key} (environment variable {var})") from None
+                raise ConfigError(f"environment variable {var} (config key {section}.{key}) {_reason(error)}") from None
+            typed[section] = {key: getattr(parsed, key) for key in values}
+        return typed
+
+    def _strings(self) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
+        """Return {section: {key: text}} and {section: {key: variable}}; later variables win."""
+        strings: dict[str, dict[str, str]] = {}
+        variables: dict[str, dict[str, str]] = {}
+
+        def put(section: str, key: str, text: str, var: str) -> None:
+            strings.setdefault(section, {})[key] = text
+            variables.setdefault(section, {})[key] = var
+
+        for var, key in CLIENT_VARS:
+            if self.environ.get(var):
+                put("twitch", key, self.environ[var], var)
+        prefix, delimiter = self.config["env_prefix"], self.config["env_nested_delimiter"]
+        for var, text in self.environ.items():
+            if not var.startswith(prefix) or var == CONFIG_ENV or delimiter not in var:
+                continue
+            section, _, key = var[len(prefix):].lower().partition(delimiter)
+            put(section, key, text, var)
+        return strings, variables
 
 
 def load_config(
@@ -166,179 +323,92 @@ def load_config(
     environ = os.environ if environ is None else environ
     if path is None and environ.get(CONFIG_ENV):
         path = environ[CONFIG_ENV]
-    raw: dict[str, dict[str, Any]] = {}
-    source = "defaults"
-    if path is not None:
-        raw = _read_toml(Path(path))
-        source = str(path)
-    _merge(raw, _env_values(environ))
-    if overrides:
-        _merge(raw, {s: dict(v) for s, v in overrides.items()})
-    sections = {name: _build_section(name, SECTIONS[name], raw.pop(name, {})) for name in SECTIONS}
-    if raw:
-        raise ConfigError(f"unknown config section [{sorted(raw)[0]}] in {source}")
-    cfg = Config(**sections, source=source)
-    validate(cfg)
+    toml_file = Path(path) if path is not None else None
+    source = str(toml_file) if toml_file is not None else "defaults"
+    if toml_file is not None:
+        _check_readable(toml_file)
+    with _reading(_Inputs(toml_file, environ)):
+        try:
+            cfg = Config(**{name: dict(values) for name, values in (overrides or {}).items()})
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {toml_file} is not valid TOML: {exc}") from None
+        except ValidationError as exc:
+            raise _config_error(exc, source) from None
+    cfg._source = source
     return cfg
 
 
 def replace(cfg: Config, **sections: Mapping[str, Any]) -> Config:
     """Return a copy of cfg with some keys of some sections changed (validated)."""
-    changed = {
-        name: _build_section(name, SECTIONS[name], {**dataclasses.asdict(getattr(cfg, name)), **values})
-        for name, values in sections.items()
-    }
-    new = dataclasses.replace(cfg, **changed)
-    validate(new)
-    return new
+    changed = {}
+    for name, values in sections.items():
+        if name not in SECTIONS:
+            raise ConfigError(f"unknown config section [{name}]")
+        try:
+            changed[name] = SECTIONS[name].model_validate({**getattr(cfg, name).model_dump(), **values})
+        except ValidationError as exc:
+            raise _config_error(exc, cfg.source, section=name) from None
+    return cfg.model_copy(update=changed)
 
 
-def validate(cfg: Config) -> None:
-    """Check the values that types alone cannot, naming the key on failure."""
-    m = cfg.monitor
-    positive = {
-        "monitor.interval_seconds": m.interval_seconds,
-        "monitor.streams_per_category": m.streams_per_category,
-        "monitor.capture_seconds": m.capture_seconds,
-        "monitor.segments": m.segments,
-        "monitor.frames_per_segment": m.frames_per_segment,
-        "monitor.confirmations": m.confirmations,
-        "monitor.capture_workers": m.capture_workers,
-        "monitor.capture_timeout_seconds": m.capture_timeout_seconds,
-        "twitch.max_pages": cfg.twitch.max_pages,
-        "dataset.streamers_per_category": cfg.dataset.streamers_per_category,
-        "dataset.clips_per_channel": cfg.dataset.clips_per_channel,
-        "train.epochs": cfg.train.epochs,
-        "train.batch_size": cfg.train.batch_size,
-        "train.frames_per_segment": cfg.train.frames_per_segment,
-    }
-    for key, value in positive.items():
-        if value <= 0:
-            raise ConfigError(f"config key {key} must be positive, got {value}")
-    if not 0 <= m.metrics_port <= 65535:
-        raise ConfigError(f"config key monitor.metrics_port must be a TCP port, got {m.metrics_port}")
-    for key, value in {"monitor.min_confidence": m.min_confidence,
-                       "monitor.min_frame_fraction": m.min_frame_fraction}.items():
-        if not 0 <= value <= 1:
-            raise ConfigError(f"config key {key} must be between 0 and 1, got {value}")
-    if cfg.retain.max_bytes < 0 or cfg.retain.review_max_bytes < 0:
-        raise ConfigError("config keys retain.max_bytes and retain.review_max_bytes must not be negative")
-    if not 0 <= cfg.retain.min_confidence <= 1:
-        raise ConfigError("config key retain.min_confidence must be between 0 and 1")
-    for key, value in {"train.erase_probability": cfg.train.erase_probability,
-                       "train.layout_probability": cfg.train.layout_probability}.items():
-        if not 0 <= value <= 1:
-            raise ConfigError(f"config key {key} must be between 0 and 1")
-    if not 0 < cfg.dataset.test_fraction < 1:
-        raise ConfigError("config key dataset.test_fraction must be between 0 and 1")
-    if cfg.model.arch not in ("squeezenet1_0", "squeezenet1_1"):
-        raise ConfigError(f"config key model.arch must be squeezenet1_0 or squeezenet1_1, got {cfg.model.arch!r}")
-    if not cfg.categories.watch:
-        raise ConfigError("config key categories.watch must list at least one category id")
-    if len(set(cfg.categories.watch)) != len(cfg.categories.watch):
-        raise ConfigError("config key categories.watch lists a category twice")
-    if "{user_login}" not in cfg.twitch.stream_url:
-        raise ConfigError("config key twitch.stream_url must contain {user_login}")
-    if not cfg.storage.database_url.split(":", 1)[0].startswith(("sqlite", "postgresql")):
-        raise ConfigError("config key storage.database_url must be a sqlite:// or postgresql+psycopg:// URL")
-
-
-def _read_toml(path: Path) -> dict[str, dict[str, Any]]:
+@contextmanager
+def _reading(inputs: _Inputs) -> Iterator[None]:
+    token = _INPUTS.set(inputs)
     try:
-        text = path.read_text(encoding="utf-8")
+        yield
+    finally:
+        _INPUTS.reset(token)
+
+
+def _check_readable(path: Path) -> None:
+    # TomlConfigSettingsSource reads a missing file as an empty one: a named file must exist.
+    try:
+        with path.open("rb"):
+            pass
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    for name, value in data.items():
-        if not isinstance(value, dict):
-            raise ConfigError(f"config key {name!r} in {path} must be a [section], not a bare value")
-    return data
 
 
-def _env_values(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for var, key in (("TWITCH_CLIENT_ID", "client_id"), ("TWITCH_CLIENT_SECRET", "client_secret")):
-        if environ.get(var):
-            out.setdefault("twitch", {})[key] = environ[var]
-    prefix = "TWITCHWATCH_"
-    for var, value in environ.items():
-        if not var.startswith(prefix) or var == CONFIG_ENV or "__" not in var:
-            continue
-        section, _, key = var[len(prefix):].lower().partition("__")
-        out.setdefault(section, {})[key] = _EnvString(value, var)
-    return out
+def _config_error(exc: ValidationError, source: str, section: str | None = None) -> ConfigError:
+    """Turn pydantic's first error into one line naming the key, without a secret's value."""
+    error = exc.errors()[0]
+    loc = tuple(str(part) for part in error["loc"])
+    if section is not None:
+        loc = (section, *loc)
+    if len(loc) == 1:
+        if error["type"] == "extra_forbidden" and isinstance(error.get("input"), dict):
+            return ConfigError(f"unknown config section [{loc[0]}] in {source}")
+        return ConfigError(f"config key {loc[0]!r} in {source} must be a [section], not a bare value")
+    key = ".".join(loc[:2])
+    if error["type"] == "extra_forbidden":
+        return ConfigError(f"unknown config key {key}")
+    shown = "" if tuple(loc[:2]) in SECRET_KEYS else f", got {error.get('input')!r}"
+    return ConfigError(f"config key {key} {_reason(error)}{shown}")
 
 
-class _EnvString(str):
-    """A string from the environment, converted to the field's type on build."""
-
-    def __new__(cls, value: str, var: str) -> _EnvString:
-        obj = super().__new__(cls, value)
-        obj.var = var  # type: ignore[attr-defined]
-        return obj
-
-
-def _merge(into: dict[str, dict[str, Any]], more: Mapping[str, Mapping[str, Any]]) -> None:
-    for section, values in more.items():
-        into.setdefault(section, {}).update(values)
+# pydantic's error types, said as what the key must be.
+_MUST = {
+    "int_type": "must be an integer", "int_parsing": "must be an integer", "int_from_float": "must be an integer",
+    "float_type": "must be a number", "float_parsing": "must be a number",
+    "bool_type": "must be true or false", "bool_parsing": "must be true or false",
+    "string_type": "must be a string", "tuple_type": "must be a list of strings",
+}
+_BOUNDS = {"greater_than": ("gt", "above"), "greater_than_equal": ("ge", "at least"),
+           "less_than": ("lt", "below"), "less_than_equal": ("le", "at most")}
 
 
-def _build_section(name: str, cls: type, values: Mapping[str, Any]) -> Any:
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for key, value in values.items():
-        if key not in hints:
-            raise ConfigError(f"unknown config key {name}.{key}")
-        kwargs[key] = _coerce(f"{name}.{key}", hints[key], value)
-    return cls(**kwargs)
-
-
-def _coerce(key: str, hint: Any, value: Any) -> Any:
-    secret = tuple(key.split(".")) in SECRET_KEYS
-    if isinstance(value, _EnvString):
-        value = _parse_env(key, hint, str(value), value.var)  # type: ignore[attr-defined]
-    shown = "<hidden>" if secret else repr(value)
-    if typing.get_origin(hint) is tuple:
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, (str, int)) for v in value):
-            raise ConfigError(f"config key {key} must be a list of strings, got {shown}")
-        return tuple(str(v) for v in value)
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"config key {key} must be a number, got {shown}")
-        return float(value)
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"config key {key} must be an integer, got {shown}")
-        return value
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"config key {key} must be true or false, got {shown}")
-        return value
-    if not isinstance(value, str):
-        raise ConfigError(f"config key {key} must be a string, got {shown}")
-    return value
-
-
-def _parse_env(key: str, hint: Any, text: str, var: str) -> Any:
-    try:
-        if typing.get_origin(hint) is tuple:
-            if text.strip().startswith("["):
-                return tomllib.loads(f"v = {text}")["v"]
-            return [part.strip() for part in text.split(",") if part.strip()]
-        if hint is int:
-            return int(text)
-        if hint is float:
-            return float(text)
-        if hint is bool:
-            lowered = text.strip().lower()
-            if lowered in ("1", "true", "yes", "on"):
-                return True
-            if lowered in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(text)
-    except (ValueError, tomllib.TOMLDecodeError):
-        raise ConfigError(f"environment variable {var} (config key {key}) has the wrong type") from None
-    return text
+def _reason(error: Mapping[str, Any]) -> str:
+    """Return what the key must be, e.g. "must be positive", from one pydantic error."""
+    kind, ctx = error["type"], error.get("ctx") or {}
+    if kind == "greater_than" and ctx.get("gt") == 0:
+        return "must be positive"
+    if kind in _BOUNDS:
+        name, words = _BOUNDS[kind]
+        return f"must be {words} {ctx[name]}"
+    if kind == "literal_error":
+        return f"must be {ctx['expected']}"
+    if kind == "too_short":
+        return f"must hold at least {ctx['min_length']} item"
+    if kind in _MUST:
+        return _MUST[kind]
+    return str(error["msg"]).removeprefix("Value error, ")

@@ -4,6 +4,9 @@
     summary = run_cycle(rt)          # what `twitchwatch run --once --json` prints
     rt.close()
 
+`run_cycle` hands each stream to `check` (monitor.check.check_stream unless
+a test gives its own) with the runtime's `check_context`.
+
 Captures are I/O bound, so `monitor.capture_workers` checks run at once;
 decoding and inference are CPU bound, so they take a slot of `cpu_slot()`,
 bounded to the cores, whatever the number of capture threads.
@@ -17,7 +20,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
@@ -34,6 +37,8 @@ from monitor.store import FlagEvent, Store
 from monitor.verdict import Outcome
 
 log = logging.getLogger(__name__)
+
+CheckFn = Callable[[CheckContext, Stream, Classifier], CheckResult]
 
 
 class Runtime:
@@ -58,10 +63,11 @@ class Runtime:
         self._classifier: Classifier | None = None
         self._category_names: dict[str, str] = {}
         self._notifier = None
-        if cfg.notify.webhook_url:
+        webhook_url = cfg.notify.webhook_url.get_secret_value()
+        if webhook_url:
             from monitor.notify import Notifier
 
-            self._notifier = Notifier(cfg.notify.webhook_url, self.metrics)
+            self._notifier = Notifier(webhook_url, self.metrics)
         self.check_context = CheckContext(
             monitor=cfg.monitor, stream_url=cfg.twitch.stream_url, chatting_id=cfg.categories.chatting,
             store=self.store, retainer=self.retainer, metrics=self.metrics, cpu_slot=self.cpu_slot,
@@ -135,7 +141,7 @@ class CycleSummary:
         }
 
 
-def run_cycle(rt: Runtime, stop: threading.Event | None = None) -> CycleSummary:
+def run_cycle(rt: Runtime, stop: threading.Event | None = None, *, check: CheckFn = check_stream) -> CycleSummary:
     """Check the top streams of every watched category once; stop early when `stop` is set."""
     stop = stop or threading.Event()
     wall0, cpu0 = time.monotonic(), time.process_time()
@@ -145,7 +151,9 @@ def run_cycle(rt: Runtime, stop: threading.Event | None = None) -> CycleSummary:
     streams = _list_streams(rt, summary, names)
     summary.checks = len(streams)
     with ThreadPoolExecutor(rt.cfg.monitor.capture_workers, thread_name_prefix="check") as pool:
-        futures: list[Future[CheckResult]] = [pool.submit(_guarded_check, rt, s, classifier, stop) for s in streams]
+        futures: list[Future[CheckResult]] = [
+            pool.submit(_guarded_check, check, rt.check_context, s, classifier, stop) for s in streams
+        ]
         while futures:
             done, pending = wait(futures, timeout=0.5)
             for future in done:
@@ -191,11 +199,13 @@ def _list_streams(rt: Runtime, summary: CycleSummary, names: dict[str, str]) -> 
     return streams
 
 
-def _guarded_check(rt: Runtime, stream: Stream, classifier: Classifier, stop: threading.Event) -> CheckResult:
+def _guarded_check(
+    check: CheckFn, ctx: CheckContext, stream: Stream, classifier: Classifier, stop: threading.Event
+) -> CheckResult:
     if stop.is_set():
         return CheckResult.of(stream, Outcome.ERROR, error="abandoned: stopping")
     try:
-        return check_stream(rt.check_context, stream, classifier)
+        return check(ctx, stream, classifier)
     except Exception as exc:  # one broken check must not end the cycle
         log.exception("check %s failed unexpectedly", stream.user_login)
         return CheckResult.of(stream, Outcome.ERROR, error=f"{type(exc).__name__}: {exc}")

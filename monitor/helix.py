@@ -104,7 +104,8 @@ class HelixClient:
                 self._token = None
 
     def _mint_token(self) -> tuple[str, float]:
-        if not self._cfg.client_id or not self._cfg.client_secret:
+        secret = self._cfg.client_secret.get_secret_value()
+        if not self._cfg.client_id or not secret:
             raise AuthError(
                 "no Twitch app credentials: set twitch.client_id and twitch.client_secret "
                 "(or TWITCH_CLIENT_ID / TWITCH_CLIENT_SECRET)"
@@ -112,7 +113,7 @@ class HelixClient:
         url = self._cfg.auth_url.rstrip("/") + "/token"
         params = {
             "client_id": self._cfg.client_id,
-            "client_secret": self._cfg.client_secret,
+            "client_secret": secret,
             "grant_type": "client_credentials",
         }
         response = self._send("POST", url, "token", data=params)

@@ -15,6 +15,8 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from monitor.atomic_file import write_atomic
+
 log = logging.getLogger(__name__)
 
 
@@ -51,11 +53,5 @@ def append_jsonl(path: Path, rows: Iterable[Mapping]) -> None:
 
 
 def rewrite_jsonl(path: Path, rows: Sequence[Mapping]) -> None:
-    """Replace a jsonl file's content atomically (temp file, fsync, rename)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, sort_keys=True) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """Replace a jsonl file's content atomically (monitor.atomic_file.write_atomic)."""
+    write_atomic(path, "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows).encode())

@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import torch
 
+from monitor.atomic_file import write_atomic
 from monitor.classify import ARCHS, Classifier, build_model
 from monitor.config import DEFAULT_FRAMES_PER_SEGMENT, DEFAULT_SEGMENTS
 from monitor.errors import ModelError
@@ -135,35 +134,6 @@ class ModelRegistry:
         self.root.mkdir(parents=True, exist_ok=True)
         write_atomic(self.root / ACTIVE_FILE, (model_id + "\n").encode())
         log.info("model %s is now active", model_id)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write bytes to path so readers see the old file or the new one, never half of one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Persist a rename across a power cut (best effort: not every filesystem allows it)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _read_checkpoint(path: Path) -> dict:

@@ -1,6 +1,6 @@
 """POST flag events to a webhook from a background thread, never blocking checks.
 
-    notifier = Notifier(cfg.notify.webhook_url, metrics)
+    notifier = Notifier(cfg.notify.webhook_url.get_secret_value(), metrics)
     notifier.send({"action": "open", "flag": {...}})   # returns at once
     notifier.close()                                   # delivers what is queued, bounded
 

@@ -14,6 +14,7 @@ here plus an Alembic migration that adds its column.
 
 from __future__ import annotations
 
+import functools
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -57,7 +58,8 @@ class CheckRecord:
 
     def values(self) -> dict[str, Any]:
         """Return every field as a plain Python value of its declared type (numpy scalars become float, int)."""
-        return {f.name: _plain(getattr(self, f.name), FIELD_TYPES[f.name]) for f in fields(self)}
+        types, _ = field_types(type(self))
+        return {f.name: _plain(getattr(self, f.name), types[f.name]) for f in fields(self)}
 
     def to_json(self, *, rounded: bool = False) -> dict[str, Any]:
         """Return every field as a JSON value, times in ISO 8601 UTC; `rounded` as `check --json` shows them."""
@@ -75,20 +77,18 @@ class CheckRecord:
         return cls(**{f.name: values[f.name] for f in fields(cls)})
 
 
-def _declared_types() -> tuple[dict[str, Any], frozenset[str]]:
+@functools.cache
+def field_types(cls: type[CheckRecord] = CheckRecord) -> tuple[dict[str, Any], frozenset[str]]:
     """Return each field's type without None (`float | None` -> float), and the fields that may be None."""
     types: dict[str, Any] = {}
     optional: set[str] = set()
-    for name, hint in typing.get_type_hints(CheckRecord).items():
+    for name, hint in typing.get_type_hints(cls).items():
         args = typing.get_args(hint)
         if type(None) in args:
             optional.add(name)
             hint = next(arg for arg in args if arg is not type(None))
         types[name] = hint
     return types, frozenset(optional)
-
-
-FIELD_TYPES, OPTIONAL_FIELDS = _declared_types()
 
 
 def iso(value: datetime | None) -> str | None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.config import load_config
+from monitor.config import load_config, replace
 from monitor.errors import ConfigError
 
 
@@ -42,7 +42,7 @@ def test_environment_overrides_the_file(tmp_path):
     cfg = load_config(path, environ=env)
     assert cfg.storage.database_url == "sqlite:///b.db"
     assert cfg.monitor.capture_seconds == 8
-    assert (cfg.twitch.client_id, cfg.twitch.client_secret) == ("cid", "s3cret")
+    assert (cfg.twitch.client_id, cfg.twitch.client_secret.get_secret_value()) == ("cid", "s3cret")
     assert "s3cret" not in repr(cfg)
 
 
@@ -84,3 +84,52 @@ def test_bad_environment_value_names_the_variable():
 def test_missing_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_config(tmp_path / "nope.toml", environ={})
+
+
+def test_an_unknown_section_or_key_in_the_environment_names_the_variable():
+    with pytest.raises(ConfigError, match=r"\[monitr\].*TWITCHWATCH_MONITR__SEGMENTS"):
+        load_config(environ={"TWITCHWATCH_MONITR__SEGMENTS": "3"})
+    with pytest.raises(ConfigError, match=r"monitor\.segmnets.*TWITCHWATCH_MONITOR__SEGMNETS"):
+        load_config(environ={"TWITCHWATCH_MONITOR__SEGMNETS": "3"})
+
+
+def test_environment_strings_are_typed_by_the_key():
+    cfg = load_config(environ={"TWITCHWATCH_CATEGORIES__WATCH": "1, 2", "TWITCHWATCH_RETAIN__ENABLED": "off",
+                               "TWITCHWATCH_MONITOR__MIN_CONFIDENCE": "0.75"})
+    assert (cfg.categories.watch, cfg.retain.enabled, cfg.monitor.min_confidence) == (("1", "2"), False, 0.75)
+    assert load_config(environ={"TWITCHWATCH_CATEGORIES__WATCH": "['3', '4']"}).categories.watch == ("3", "4")
+    with pytest.raises(ConfigError, match="TWITCHWATCH_MONITOR__MIN_CONFIDENCE"):
+        load_config(environ={"TWITCHWATCH_MONITOR__MIN_CONFIDENCE": "1.5"})
+
+
+@pytest.mark.parametrize("text", ["[monitor]\nsegments = true\n", '[monitor]\nsegments = "6"\n',
+                                  "[monitor]\ncapture_seconds = 12.5\n"])
+def test_a_file_value_of_another_type_is_not_converted(tmp_path, text):
+    with pytest.raises(ConfigError, match=r"monitor\.(segments|capture_seconds)"):
+        load_config(write(tmp_path, text), environ={})
+
+
+def test_code_overrides_win_over_the_environment_which_wins_over_the_file(tmp_path):
+    path = write(tmp_path, '[monitor]\nsegments = 2\ncapture_seconds = 5\n[storage]\ndata_dir = "file"\n')
+    cfg = load_config(path, environ={"TWITCHWATCH_MONITOR__SEGMENTS": "3", "TWITCHWATCH_STORAGE__DATA_DIR": "env"},
+                      overrides={"storage": {"data_dir": "code"}})
+    assert (cfg.monitor.segments, cfg.monitor.capture_seconds, cfg.storage.data_dir) == (3, 5, "code")
+    assert cfg.source == str(path)
+
+
+def test_no_secret_is_shown_by_the_config_repr():
+    cfg = load_config(environ={"TWITCH_CLIENT_SECRET": "s3cret", "TWITCHWATCH_NOTIFY__WEBHOOK_URL": "https://h/tok123",
+                               "TWITCHWATCH_STORAGE__DATABASE_URL": "postgresql+psycopg://u:hunter2@db/tw"})
+    shown = repr(cfg)
+    assert not [secret for secret in ("s3cret", "tok123", "hunter2") if secret in shown]
+    assert cfg.notify.webhook_url.get_secret_value() == "https://h/tok123"
+    assert cfg.storage.database_url == "postgresql+psycopg://u:hunter2@db/tw"
+
+
+def test_replace_validates_what_it_changes():
+    cfg = load_config(environ={})
+    assert replace(cfg, monitor={"segments": 4}).monitor.segments == 4
+    with pytest.raises(ConfigError, match=r"monitor\.segments"):
+        replace(cfg, monitor={"segments": 0})
+    with pytest.raises(ConfigError, match=r"monitor\.segmnets"):
+        replace(cfg, monitor={"segmnets": 4})

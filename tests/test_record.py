@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 
 import numpy as np
+from sqlalchemy import Float, MetaData, Table, Text
 
 from monitor.record import CheckRecord
-from monitor.store.models import Observation
+from monitor.store.models import Observation, measured_columns
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -39,3 +40,19 @@ def test_json_rounds_only_when_asked_and_keeps_none():
     assert (shown["confidence"], shown["scores"], shown["capture_seconds"]) == (0.1235, {"21779": 0.9877}, 11.988)
     assert shown["checked_at"] == "2024-05-01T12:00:00.123456Z"
     assert record().to_json(rounded=True)["confidence"] is None
+
+
+def test_a_new_field_becomes_a_column_and_a_stored_value_with_no_other_edit():
+    # What adding a measurement takes: the field (here on a subclass), then a migration adding the column.
+    @dataclass
+    class WithVariant(CheckRecord):
+        variant: str | None = None  # e.g. the HLS variant captured
+        speed: float = 0.0
+
+    table = Table("observations", MetaData(), *measured_columns(WithVariant))
+    assert table.columns["variant"].nullable and isinstance(table.columns["variant"].type, Text)
+    assert not table.columns["speed"].nullable and isinstance(table.columns["speed"].type, Float)
+    rec = WithVariant("1", "alice", "Alice", "509658", "Just Chatting", "s1", "agree", variant="360p",
+                      speed=np.float32(1.5), checked_at=T0)
+    assert rec.values()["variant"] == "360p" and type(rec.values()["speed"]) is float
+    assert rec.to_json()["variant"] == "360p"

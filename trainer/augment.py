@@ -13,13 +13,9 @@ What live streams vary in, and so what the model should not care about:
 - Overlays: webcam boxes, alerts, panels and borders differ from channel to
   channel and cover parts of the picture. Half the frames get one random
   rectangle (2-25% of the frame) in one random colour, so no single region
-  (a channel's webcam corner, say) can carry a class. Measured on the
-  stand-in's default scenario, K=3, three seeds (`bench/train_variant.py
-  --segments 3 --erase 0.5` against `--erase 0`): test clip accuracy 93.8%,
-  100%, 93.8% with it, 87.5%, 100%, 81.2% without; the errors are whole
-  test channels whose look no training channel had. With only two training
-  channels per class (the demo's small scenario) it cost a third of the test
-  clips, so `train.erase_probability` sets it and the demo turns it off.
+  (a channel's webcam corner, say) can carry a class. It helps on datasets
+  of many channels and hurts on tiny ones (docs/training-notes.md), so
+  `train.erase_probability` sets it and the demo turns it off.
 
 What it must keep: the HUD corners (minimap, scoreboard, webcam box) carry
 most of the evidence, so crops are shallow, never centre crops. No

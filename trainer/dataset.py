@@ -1,7 +1,7 @@
 """Build the training set from Twitch clips: the report's Get_clip, Extract_Frame and Split_train_test.
 
     report = build_dataset(cfg, HelixClient(cfg.twitch))
-    data = load_dataset(cfg.data_path)       # data.train, data.test: lists of trainer.train.Clip
+    data = load_dataset(cfg.data_path)       # data.train, data.test: lists of trainer.clip.Clip
     grown = load_dataset(cfg.data_path, include_live=True)   # + clips kept from live checks, in train only
 
 Layout under `<data_dir>/dataset/`:
@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from monitor.atomic_file import write_atomic
 from monitor.capture import capture_stream
 from monitor.config import Config
 from monitor.errors import CaptureError, DatasetError, DecodeError, HelixError
@@ -48,7 +49,7 @@ from monitor.frames import decode_sampled, resize_frame
 from monitor.helix import HelixClient, Stream
 from monitor.jsonl import append_jsonl, read_jsonl
 from monitor.retain import load_frames, read_clips
-from trainer.train import Clip
+from trainer.clip import Clip
 
 log = logging.getLogger(__name__)
 
@@ -154,9 +155,7 @@ class DatasetStore:
         append_jsonl(self.clips_file, [record])
 
     def write_split(self, split: dict) -> None:
-        tmp = self.split_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(split, indent=1, sort_keys=True))
-        os.replace(tmp, self.split_file)
+        write_atomic(self.split_file, json.dumps(split, indent=1, sort_keys=True).encode())
 
 
 def build_dataset(cfg: Config, helix: HelixClient, *, say: Callable[[str], None] = print) -> BuildReport:

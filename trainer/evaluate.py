@@ -39,19 +39,10 @@ import torch.nn.functional as F
 from monitor.classify import Classifier
 from monitor.errors import DatasetError
 from monitor.frames import sample_indices
+from trainer.clip import Clip
 
 ECE_BINS = 15
 _NLL_FLOOR = 1e-12  # a zero probability costs 27.6 nats, not infinity
-
-
-@dataclass
-class Clip:
-    """One training or evaluation clip: its label and candidate frames in time order."""
-
-    clip_id: str
-    label: str
-    channel: str
-    frames: list[np.ndarray]  # RGB uint8 HxWx3, e.g. every frame or a few per segment
 
 
 @dataclass

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw
 
-from trainer.evaluate import Clip
+from trainer.clip import Clip
 
 GAME_SCALE = (0.55, 1.0)  # width of the pasted game picture, share of the frame width
 POSTER_SCALE = (0.08, 0.28)  # a game picture on a poster or screen in a Just Chatting scene

@@ -23,10 +23,11 @@ from pathlib import Path
 
 from monitor.config import Config
 from monitor.model_registry import ModelRegistry
+from trainer.clip import Clip
 from trainer.dataset import Dataset, load_dataset
 from trainer.evaluate import Evaluation, evaluate_model
 from trainer.registry import save_model
-from trainer.train import Clip, TrainingSpec, train_classifier
+from trainer.train import TrainingSpec, train_classifier
 
 VAL_FRACTION = 0.2
 

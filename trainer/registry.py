@@ -23,11 +23,12 @@ import torch
 from torch import nn
 
 from monitor import __version__
+from monitor.atomic_file import write_atomic
 from monitor.classify import ARCHS
 from monitor.config import DEFAULT_FRAMES_PER_SEGMENT, DEFAULT_SEGMENTS
 from monitor.errors import ModelError
 from monitor.frames import PREPROCESSING
-from monitor.model_registry import CARD_FILE, CONFUSION_FILE, WEIGHTS_FILE, ModelRegistry, write_atomic
+from monitor.model_registry import CARD_FILE, CONFUSION_FILE, WEIGHTS_FILE, ModelRegistry
 
 log = logging.getLogger(__name__)
 

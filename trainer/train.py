@@ -19,39 +19,29 @@ that only show the streamer's camera (the report's main failure); the
 consensus lets such frames stay uncertain as long as the clip as a whole is
 right, and it is what the clip-level prediction (and accuracy) is about.
 
-Why m = 1: an epoch then costs a third of one at m = n = 3, and on the
-stand-in's default scenario (96 training clips, 32 test, 8 frames a step,
-one core, seed 0) 12 epochs at m = 3 took 809 s and reached 93.8% test clip
-accuracy while 30 epochs at m = 1 took 769 s and reached 100%
-(`bench/train_variant.py`).
-
-`batch_size` counts frames: each step takes round(batch_size / (K*m)) clips
-(at least one), so memory per step stays bounded whatever K*m is. One clip
-per step proved too few: on two cores, K=6, m=1 with 8 frames a step (one
-clip) twice kept two classes merged through all 30 epochs (the head gave
-every frame of both the same odds; 87.5% test clip accuracy), while 24
-frames (4 clips) reached 100% in 487 s. Our reading: a step with one clip
-only pulls its own class up, and such a pair splits faster when both are
-in a step.
+m = 1 because an epoch then costs a third of one at m = n = 3, so more
+epochs fit in the same time. `batch_size` counts frames: each step takes
+round(batch_size / (K*m)) clips (at least one), so memory per step stays
+bounded whatever K*m is; several clips a step, because a step with one clip
+only pulls its own class up.
 
 AdamW, a 10-step linear warm-up, then cosine decay to zero. SqueezeNet from
-random init (no batch norm) is touchy about the rate: on the 3-class toy
-problem of the tests 1e-3 left one class unlearned in 2 of 3 seeds, 3e-4
-learned every seed of 5 within 4 epochs; on the stand-in's 8 categories 1e-3
-killed every ReLU feeding the head within one epoch (the loss then sits at
-ln C for good, the same stall the head's removed ReLU caused). Such a
+random init (no batch norm) is touchy about the rate: too high a rate kills
+every ReLU feeding the head (the loss then sits at ln C for good). Such a
 collapse is detected (`_StallWatch`) and the run restarts with a third of the
-rate. Validation runs every epoch on
-test-mode samples, exactly as inference samples; training stops after
-`patience` epochs in which neither the validation clip accuracy nor the
-validation loss improved while the training clips were fit (`EarlyStopping`),
-and the epoch with the best accuracy (ties broken by lower validation loss)
-gives the weights kept. Then one
+rate. The measurements behind these settings are in docs/training-notes.md.
+
+Validation runs every epoch on test-mode samples, exactly as inference
+samples; training stops after `patience` epochs in which neither the
+validation clip accuracy nor the validation loss improved while the training
+clips were fit (`EarlyStopping`), and the epoch with the best accuracy (ties
+broken by lower validation loss) gives the weights kept. Then one
 temperature is fitted on the validation clips (LBFGS on the clip-level NLL
 of the averaged probabilities, the quantity `Classifier.score` reports).
-Without validation clips the best epoch is chosen on training accuracy and loss, and T = 1.
-Validation and calibration use `trainer.evaluate`'s functions, the ones the
-test set is scored with. Torch's thread count is left to the caller.
+Without validation clips the best epoch is chosen on training accuracy and
+loss, and T = 1. Validation and calibration use `trainer.evaluate`'s
+functions, the ones the test set is scored with. Torch's thread count is
+left to the caller.
 """
 
 from __future__ import annotations
@@ -74,14 +64,14 @@ from monitor.config import Config
 from monitor.errors import DatasetError, ModelError
 from monitor.frames import PREPROCESSING, preprocess, sample_indices
 from trainer.augment import ERASE_PROBABILITY, augment
-from trainer.evaluate import Clip, consensus_nll, evaluate_model, stacked_logits
+from trainer.clip import Clip
+from trainer.evaluate import consensus_nll, evaluate_model, stacked_logits
 from trainer.layouts import P_LAYOUT, StreamComposer
 from trainer.thresholds import choose_thresholds
 
 LOG_EVERY = 10  # steps between progress lines
-# From scratch the validation metrics plateau for a few epochs before the next step up: on the
-# default scenario the m = 1 run sat at 87.5% for epochs 13-16 and reached 100% at 18; a
-# patience of 3 would have stopped it at 15.
+# From scratch the validation metrics plateau for a few epochs before the next step up
+# (docs/training-notes.md: 3 would have stopped a run that reached 100% three epochs later).
 PATIENCE = 6
 # Early stopping counts only epochs whose training accuracy reaches this: from scratch, two
 # classes can share one feature direction for many epochs (the model then gets half of their
@@ -90,9 +80,7 @@ FIT_ACCURACY = 0.95
 WARMUP_STEPS = 10
 MAX_RESTARTS = 2
 # Collapse: over STALL_WINDOW steps the frames' logits never spread more than STALL_RATIO of
-# their spread at the first step. Measured on the 3-class toy: healthy runs stay above 0.3,
-# collapsed ones (lr 1e-2) below 0.025; on the stand-in's 8 classes it caught lr 1e-3 at step 23
-# and let the 3.3e-4 restart run its 8 epochs.
+# their spread at the first step; healthy and collapsed runs lie far apart (docs/training-notes.md).
 STALL_WINDOW = 10
 STALL_RATIO = 0.05
 WEIGHT_DECAY = 1e-4

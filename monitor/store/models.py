@@ -42,7 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from monitor.record import FIELD_TYPES, OPTIONAL_FIELDS, CheckRecord
+from monitor.record import CheckRecord, field_types
 from monitor.verdict import Outcome
 
 # Deterministic constraint names: a later migration can drop or alter them by name
@@ -115,15 +115,16 @@ COLUMN_TYPES: dict[str, TypeEngine[Any]] = {
 }
 
 
-def measured_columns() -> list[Column[Any]]:
-    """Return one observations column per CheckRecord field that the observation row keeps."""
+def measured_columns(record: type[CheckRecord] = CheckRecord) -> list[Column[Any]]:
+    """Return one observations column per field of the record that the observation row keeps."""
+    types, optional = field_types(record)
     columns = []
-    for f in dataclasses.fields(CheckRecord):
+    for f in dataclasses.fields(record):
         if f.name in CHANNEL_FIELDS:
             continue
-        kind = FIELD_TYPES[f.name]
+        kind = types[f.name]
         sql_type = COLUMN_TYPES.get(f.name) or MEASURED_TYPES[typing.get_origin(kind) or kind]()
-        columns.append(Column(f.name, sql_type, nullable=f.name in OPTIONAL_FIELDS))
+        columns.append(Column(f.name, sql_type, nullable=f.name in optional))
     return columns
 
 

@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from trainer.evaluate import Clip
+from trainer.clip import Clip
 from trainer.layouts import CAM_SCALE, GAME_SCALE, POSTER_SCALE, StreamComposer, plan
 
 CHAT = "509658"

@@ -12,9 +12,9 @@ from torch import nn
 from monitor.classify import Classifier
 from monitor.errors import DatasetError
 from monitor.frames import sample_indices
+from trainer.clip import Clip
 from trainer.evaluate import (
     ECE_BINS,
-    Clip,
     confusion_matrix,
     discordant_pairs,
     evaluate_model,

@@ -14,12 +14,12 @@ from monitor.classify import build_model
 from monitor.errors import DatasetError, ModelError
 from monitor.model_registry import ModelRegistry
 from trainer.augment import MAX_CUT, augment, random_erase, shallow_crop
+from trainer.clip import Clip
 from trainer.evaluate import evaluate_model
 from trainer.registry import save_model
 from trainer.train import (
     FIT_ACCURACY,
     MAX_RESTARTS,
-    Clip,
     EarlyStopping,
     TrainingSpec,
     fit_temperature,

@@ -19,10 +19,10 @@ from toydata import CLASSES, toy_config, toy_frame, write_toy_dataset
 from monitor.classify import build_model
 from monitor.errors import DatasetError, ModelError
 from monitor.model_registry import ModelRegistry
+from trainer.clip import Clip
 from trainer.dataset import Dataset
 from trainer.registry import save_model
 from trainer.retrain import Standing, check_comparable, compare_and_promote, promotion_decision
-from trainer.train import Clip
 
 INTERFACE_KEYS = {"model_id", "promoted", "test_accuracy", "test_frame_accuracy", "train_accuracy", "classes"}
 
