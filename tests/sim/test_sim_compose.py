@@ -105,3 +105,13 @@ def test_a_world_channel_keeps_its_look_in_clips_and_differs_from_its_neighbours
     same = np.abs(live.picture(2).astype(int) - clip.picture(2).astype(int))[outside].mean()
     apart = np.abs(live.picture(2).astype(int) - other.picture(2).astype(int))[outside].mean()
     assert same < 8 < apart
+
+
+def test_legacy_channels_are_encoded_as_before(tmp_path):
+    from monitor.sim.encode import ENCODER_OPTIONS, SegmentStore
+
+    scenario = default_scenario()
+    channel = scenario.channel("cosmicfox")
+    assert SegmentStore(scenario, tmp_path).encoder_options(channel) == ENCODER_OPTIONS
+    video = ChannelVideo(scenario, channel, "live", 12, None)
+    assert video.source is None and np.array_equal(video.picture(3), video.frame(3))
