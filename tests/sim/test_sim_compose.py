@@ -10,6 +10,7 @@ import pytest
 
 from monitor.sim import looks, stage
 from monitor.sim.compose import ChannelVideo
+from monitor.sim.encode import ENCODER_OPTIONS, SegmentStore
 from monitor.sim.scenario import default_scenario
 from monitor.sim.worlds import generalization_worlds
 
@@ -108,8 +109,6 @@ def test_a_world_channel_keeps_its_look_in_clips_and_differs_from_its_neighbours
 
 
 def test_legacy_channels_are_encoded_as_before(tmp_path):
-    from monitor.sim.encode import ENCODER_OPTIONS, SegmentStore
-
     scenario = default_scenario()
     channel = scenario.channel("cosmicfox")
     assert SegmentStore(scenario, tmp_path).encoder_options(channel) == ENCODER_OPTIONS
