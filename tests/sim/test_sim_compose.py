@@ -10,6 +10,7 @@ import pytest
 
 from monitor.sim import looks, stage
 from monitor.sim.compose import ChannelVideo
+from monitor.sim.encode import ENCODER_OPTIONS, SegmentStore
 from monitor.sim.scenario import default_scenario
 from monitor.sim.worlds import generalization_worlds
 
@@ -105,3 +106,11 @@ def test_a_world_channel_keeps_its_look_in_clips_and_differs_from_its_neighbours
     same = np.abs(live.picture(2).astype(int) - clip.picture(2).astype(int))[outside].mean()
     apart = np.abs(live.picture(2).astype(int) - other.picture(2).astype(int))[outside].mean()
     assert same < 8 < apart
+
+
+def test_legacy_channels_are_encoded_as_before(tmp_path):
+    scenario = default_scenario()
+    channel = scenario.channel("cosmicfox")
+    assert SegmentStore(scenario, tmp_path).encoder_options(channel) == ENCODER_OPTIONS
+    video = ChannelVideo(scenario, channel, "live", 12, None)
+    assert video.source is None and np.array_equal(video.picture(3), video.frame(3))
