@@ -179,6 +179,10 @@ class TrainConfig(Section):
     # Share of training clips laid out anew as a stream (game scaled and moved, webcam, chat
     # panel, tickers; posters and reaction windows in Just Chatting): trainer/layouts.py.
     layout_probability: Fraction = 0.8
+    # Clips drawn per epoch (class-balanced, each freshly sampled, laid out and augmented);
+    # 0: one pass over the training clips. A fixed count keeps an epoch's cost, and what
+    # `--epochs N` means, the same whatever the dataset's size.
+    clips_per_epoch: int = Field(384, ge=0)
     # Higher rates kill the units feeding the head from random init (docs/training-notes.md).
     learning_rate: float = 0.0003
     seed: int = 0

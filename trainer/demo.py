@@ -56,7 +56,7 @@ def demo_config(cfg: Config, sim: StandIn, scenario: Scenario, workdir: Path) ->
         # sure model (with erasing the mislabeled channel came out unsure in a later cycle; with
         # layouts test clip accuracy fell to 83% and it was missed).
         train={"epochs": 10 if small else 8, "batch_size": 8, "frames_per_segment": 2, "erase_probability": 0.0,
-               "layout_probability": 0.0},
+               "layout_probability": 0.0, "clips_per_epoch": 0},
     )
 
 

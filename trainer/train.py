@@ -110,6 +110,7 @@ class TrainingSpec:
     train_frames_per_segment: int = 1
     erase_probability: float = ERASE_PROBABILITY
     layout_probability: float = P_LAYOUT
+    clips_per_epoch: int = 0  # 0: one pass over the training clips
     chatting: str | None = None  # the non-game class: webcam pictures for new layouts, the gameplay threshold
     patience: int = PATIENCE
     log_every: int = LOG_EVERY
@@ -138,6 +139,7 @@ class TrainingSpec:
             train_frames_per_segment=cfg.train.frames_per_segment,
             erase_probability=cfg.train.erase_probability,
             layout_probability=cfg.train.layout_probability,
+            clips_per_epoch=cfg.train.clips_per_epoch,
             chatting=cfg.categories.chatting,
             max_seconds=max_seconds,
         )
@@ -224,7 +226,7 @@ def train_classifier(
         val = val + [relaid(clip, composer) for clip in val]
     run = _Run(
         spec=spec, composer=composer, classes=list(classes), label_of={c: i for i, c in enumerate(classes)},
-        steps=math.ceil(len(train) / spec.clips_per_step), log=log,
+        steps=math.ceil((spec.clips_per_epoch or len(train)) / spec.clips_per_step), log=log,
         deadline=started + spec.max_seconds if spec.max_seconds else None,
     )
     log(
@@ -272,6 +274,7 @@ def _training_record(spec: TrainingSpec, *, final_learning_rate: float, restarts
         "pretrained": spec.pretrained, "epochs": spec.epochs, "batch_size": spec.batch_size,
         "learning_rate": spec.learning_rate, "final_learning_rate": final_learning_rate, "restarts": restarts,
         "seed": spec.seed, "train_frames_per_segment": spec.train_frames_per_segment,
+        "clips_per_epoch": spec.clips_per_epoch or "one pass",
         "clips_per_step": spec.clips_per_step, "loss": "tsn-consensus-ce", "sampling": "class-balanced",
         "augment": f"stream layouts p={spec.layout_probability}, shallow-crop, downscale, colour, jpeg, "
                    f"erase p={spec.erase_probability}; no flip",
@@ -422,7 +425,7 @@ def _train_epoch(
 ) -> dict:
     """Run one epoch; return its mean loss, running train accuracy and whether the deadline cut it."""
     model.train()
-    order = balanced_order(clips, rng)
+    order = balanced_order(clips, rng, run.spec.clips_per_epoch or len(clips))
     per_clip = run.spec.segments * run.spec.train_frames_per_segment
     loss_sum = correct = seen = 0.0
     interrupted = False
@@ -539,20 +542,21 @@ def _calibrate(model: nn.Module, val: list[Clip], run: _Run) -> tuple[float, dic
     return temperature, {"val_nll_uncalibrated": before, "val_nll": after}, thresholds
 
 
-def balanced_order(clips: Sequence[Clip], rng: random.Random) -> list[Clip]:
-    """Return an epoch's clips, as many as given, every class (about) equally often, shuffled.
+def balanced_order(clips: Sequence[Clip], rng: random.Random, count: int | None = None) -> list[Clip]:
+    """Return an epoch's `count` clips (default: as many as given), every class (about) equally often, shuffled.
 
-    Each class gets len(clips) / classes places (the remainder to classes
-    drawn at random), filled by its clips in a shuffled cycle, so a balanced
-    set gives a plain shuffle of every clip once and a small class is
-    repeated rather than outvoted.
+    Each class gets count / classes places (the remainder to classes drawn
+    at random), filled by its clips in a shuffled cycle, so a balanced set
+    gives a plain shuffle of every clip once and a small class is repeated
+    rather than outvoted.
     """
+    count = len(clips) if count is None else count
     by_class: dict[str, list[Clip]] = {}
     for clip in clips:
         by_class.setdefault(clip.label, []).append(clip)
     labels = sorted(by_class)
     rng.shuffle(labels)
-    share, extra = divmod(len(clips), len(labels)) if labels else (0, 0)
+    share, extra = divmod(count, len(labels)) if labels else (0, 0)
     out: list[Clip] = []
     for rank, label in enumerate(labels):
         members = list(by_class[label])

@@ -113,3 +113,13 @@ def test_a_balanced_set_is_just_shuffled():
     order = balanced_order(clips, random.Random(3))
     assert sorted(c.clip_id for c in order) == sorted(c.clip_id for c in clips)
     assert [c.clip_id for c in order] != [c.clip_id for c in clips]
+
+
+def test_an_epoch_can_draw_a_fixed_number_of_clips_whatever_the_dataset_size():
+    from collections import Counter
+
+    from trainer.train import balanced_order
+
+    clips = [Clip(f"{label}{i}", label, f"ch{i}", []) for label in "ab" for i in range(3)]
+    order = balanced_order(clips, random.Random(0), 40)
+    assert len(order) == 40 and Counter(c.label for c in order) == {"a": 20, "b": 20}
