@@ -26,7 +26,7 @@ from streamlink import Streamlink
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from monitor.sim import Scenario, StandIn, load_scenario  # noqa: E402
-from monitor.sim.scenario import SCENARIO_NAMES  # noqa: E402
+from monitor.sim.worlds import SCENARIO_NAMES  # noqa: E402
 
 
 def first_segment(sim: StandIn, login: str) -> int:

@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from monitor.sim.compose import ChannelVideo  # noqa: E402
-from monitor.sim.scenario import load_scenario  # noqa: E402
+from monitor.sim.worlds import load_scenario  # noqa: E402
 
 TILE = (384, 216)
 LABEL = 30

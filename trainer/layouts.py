@@ -142,10 +142,14 @@ class StreamComposer:
         self._games = [c for c in clips if c.label != chatting]
 
     def compose(self, frames: Iterable[np.ndarray], label: str, rng: random.Random, *,
-                always: bool = False) -> list[np.ndarray]:
-        """Return the clip's frames laid out anew (one layout for all), or unchanged with 1 - probability."""
+                always: bool = False, probability: float | None = None) -> list[np.ndarray]:
+        """Return the clip's frames laid out anew (one layout for all), or unchanged with 1 - probability.
+
+        `probability` overrides the composer's own for this call (training ramps it up).
+        """
         frames = list(frames)
-        if not frames or (not always and rng.random() >= self.probability):
+        chance = self.probability if probability is None else probability
+        if not frames or (not always and rng.random() >= chance):
             return frames
         h, w = frames[0].shape[:2]
         layout = plan("chatting" if label == self.chatting else "game", w, h, rng)

@@ -84,6 +84,7 @@ MAX_RESTARTS = 2
 STALL_WINDOW = 10
 STALL_RATIO = 0.05
 WEIGHT_DECAY = 1e-4
+LAYOUT_RAMP_EPOCHS = 2  # epochs over which new stream layouts ramp in (layout_share)
 # A small validation set that is all right pulls T towards 0 (ever more confident): bound it.
 T_MIN, T_MAX = 0.25, 10.0
 
@@ -426,6 +427,7 @@ def _train_epoch(
     """Run one epoch; return its mean loss, running train accuracy and whether the deadline cut it."""
     model.train()
     order = balanced_order(clips, rng, run.spec.clips_per_epoch or len(clips))
+    layouts = layout_share(run.spec.layout_probability, epoch)
     per_clip = run.spec.segments * run.spec.train_frames_per_segment
     loss_sum = correct = seen = 0.0
     interrupted = False
@@ -437,7 +439,7 @@ def _train_epoch(
             for frame in run.composer.compose(
                 [clip.frames[i] for i in sample_indices(len(clip.frames), run.spec.segments,
                                                         run.spec.train_frames_per_segment, "train", rng)],
-                clip.label, rng)
+                clip.label, rng, probability=layouts)
         ]
         targets = torch.tensor([run.label_of[clip.label] for clip in batch])
         frame_logits = model(preprocess(frames))
@@ -540,6 +542,18 @@ def _calibrate(model: nn.Module, val: list[Clip], run: _Run) -> tuple[float, dic
     log(f"temperature {temperature:.3f}: validation NLL {before:.4f} -> {after:.4f}; thresholds "
         f"min_confidence {thresholds['min_confidence']}, gameplay {thresholds.get('gameplay', 'n/a')}")
     return temperature, {"val_nll_uncalibrated": before, "val_nll": after}, thresholds
+
+
+def layout_share(probability: float, epoch: int) -> float:
+    """Return the share of clips laid out anew in this epoch: none in the first, full from LAYOUT_RAMP_EPOCHS + 1.
+
+    From random init a model first has to find the games at all; with most
+    clips in new layouts from the first step the loss stayed at ln C for a
+    whole epoch (96 steps) and the stall guard restarted the run
+    (docs/training-notes.md). The stored compositions come first, then the
+    new layouts ramp in.
+    """
+    return probability * min(1.0, max(0.0, (epoch - 1) / LAYOUT_RAMP_EPOCHS))
 
 
 def balanced_order(clips: Sequence[Clip], rng: random.Random, count: int | None = None) -> list[Clip]:

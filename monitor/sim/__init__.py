@@ -21,11 +21,10 @@ from monitor.sim.scenario import (
     Scenario,
     Truth,
     default_scenario,
-    load_scenario,
     small_scenario,
 )
 from monitor.sim.server import Counters, StandIn, default_cache_dir
-from monitor.sim.worlds import OPEN_SET_ROMS, generalization_worlds, holdout_game_worlds
+from monitor.sim.worlds import OPEN_SET_ROMS, generalization_worlds, holdout_game_worlds, load_scenario
 
 __all__ = [
     "OPEN_SET_ROMS", "Category", "Channel", "Counters", "Scenario", "StandIn", "Truth", "default_cache_dir",

@@ -11,8 +11,8 @@ import sys
 import threading
 from pathlib import Path
 
-from monitor.sim.scenario import load_scenario
 from monitor.sim.server import StandIn, default_cache_dir
+from monitor.sim.worlds import load_scenario
 
 
 def main(argv: list[str] | None = None) -> int:

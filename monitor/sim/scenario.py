@@ -240,20 +240,3 @@ def _login(rng: random.Random, used: set[str]) -> str:
         if login not in used:
             used.add(login)
             return login
-
-
-SCENARIO_NAMES = ("default", "small", "world-a", "world-b", "holdout-a", "holdout-b")
-
-
-def load_scenario(name: str) -> Scenario:
-    """Return a scenario by name (one of SCENARIO_NAMES) or from a JSON file path."""
-    if name == "default":
-        return default_scenario()
-    if name == "small":
-        return small_scenario()
-    if name in SCENARIO_NAMES:
-        from monitor.sim import worlds  # worlds builds on this module
-
-        pair = worlds.generalization_worlds() if name.startswith("world-") else worlds.holdout_game_worlds()
-        return pair[0] if name.endswith("-a") else pair[1]
-    return Scenario.from_file(Path(name))

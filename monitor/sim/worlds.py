@@ -19,9 +19,19 @@ import itertools
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from monitor.sim import looks
-from monitor.sim.scenario import JUST_CHATTING, REPORT_CATEGORIES, ROM_PREFIX, Category, Channel, Scenario
+from monitor.sim.scenario import (
+    JUST_CHATTING,
+    REPORT_CATEGORIES,
+    ROM_PREFIX,
+    Category,
+    Channel,
+    Scenario,
+    default_scenario,
+    small_scenario,
+)
 
 # Atari ROMs outside every category, each checked to show a moving picture from its first
 # second with game.play (tests/sim/test_sim_worlds.py). Worlds named "A" and "B" take
@@ -165,3 +175,22 @@ def _honest(build: _Builder, rng: random.Random, world: str, category: Category,
 
 def _scenario(world: str, categories: tuple[Category, ...], channels: list[Channel]) -> Scenario:
     return Scenario(categories=categories, channels=tuple(channels), world=world)
+
+
+SCENARIO_NAMES = ("default", "small", "world-a", "world-b", "holdout-a", "holdout-b")
+
+
+def load_scenario(name: str) -> Scenario:
+    """Return a scenario by name (one of SCENARIO_NAMES) or from a JSON file path.
+
+    It lives here, not in scenario.py, because the named worlds build on
+    scenario.py: one direction of import only.
+    """
+    if name == "default":
+        return default_scenario()
+    if name == "small":
+        return small_scenario()
+    if name in SCENARIO_NAMES:
+        pair = generalization_worlds() if name.startswith("world-") else holdout_game_worlds()
+        return pair[0] if name.endswith("-a") else pair[1]
+    return Scenario.from_file(Path(name))

@@ -10,8 +10,14 @@ from ale_py import roms
 
 from monitor.sim import looks, stage
 from monitor.sim.game import game_frames
-from monitor.sim.scenario import JUST_CHATTING, REPORT_CATEGORIES, ROM_PREFIX, Scenario, load_scenario
-from monitor.sim.worlds import OPEN_SET_ROMS, generalization_worlds, holdout_game_worlds, world_open_set_roms
+from monitor.sim.scenario import JUST_CHATTING, REPORT_CATEGORIES, ROM_PREFIX, Scenario
+from monitor.sim.worlds import (
+    OPEN_SET_ROMS,
+    generalization_worlds,
+    holdout_game_worlds,
+    load_scenario,
+    world_open_set_roms,
+)
 
 GAMES = [c.id for c in REPORT_CATEGORIES if c.kind == "game"]
 

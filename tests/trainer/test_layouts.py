@@ -123,3 +123,12 @@ def test_an_epoch_can_draw_a_fixed_number_of_clips_whatever_the_dataset_size():
     clips = [Clip(f"{label}{i}", label, f"ch{i}", []) for label in "ab" for i in range(3)]
     order = balanced_order(clips, random.Random(0), 40)
     assert len(order) == 40 and Counter(c.label for c in order) == {"a": 20, "b": 20}
+
+
+def test_new_layouts_ramp_in_after_the_first_epoch():
+    from trainer.train import LAYOUT_RAMP_EPOCHS, layout_share
+
+    assert layout_share(0.8, 1) == 0.0
+    assert 0 < layout_share(0.8, 2) < 0.8
+    assert layout_share(0.8, LAYOUT_RAMP_EPOCHS + 1) == layout_share(0.8, 30) == pytest.approx(0.8)
+    assert layout_share(0.0, 5) == 0.0
