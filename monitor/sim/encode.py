@@ -179,8 +179,10 @@ class SegmentStore:
             }
             for i in range(per):
                 rgb = av.VideoFrame.from_ndarray(video.picture(index * per + i), format="rgb24")
-                if video.source is not None:  # through the streamer's resolution, as frame() does
-                    rgb = rgb.reformat(width=video.source[0], height=video.source[1])
+                if video.source is not None and video.source[1] < variant.height:
+                    # Up from the streamer's own resolution, as frame() shows it; a variant no taller
+                    # than the source is scaled straight down, which looks the same and costs half.
+                    rgb = rgb.reformat(width=video.source[0], height=video.source[1], format="yuv420p")
                 frame = rgb.reformat(width=variant.width, height=variant.height, format="yuv420p")
                 frame.pts = index * per + i
                 container.mux(stream.encode(frame))

@@ -214,5 +214,7 @@ def test_a_world_b_channel_is_served_as_h264_at_its_own_crf(sim_cache):
         n = _playlist(world, login)[1][-1]
         frames = _frames(_segment(world, login, n))
         assert len(frames) == b.frames_per_segment and (frames[0].width, frames[0].height) == (640, 360)
+        frames = _frames(_segment(world, login, n, "720p"))  # scaled up from the channel's source size
+        assert len(frames) == b.frames_per_segment and (frames[0].width, frames[0].height) == (1280, 720)
         thumb = requests.get(f"{world.url}/previews/live_user_{login}-320x180.jpg")
         assert Image.open(io.BytesIO(thumb.content)).size == (320, 180)
