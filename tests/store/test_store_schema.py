@@ -193,3 +193,26 @@ def test_a_database_from_a_newer_twitchwatch_says_so(store):
         store.ensure_current()
     with pytest.raises(StoreError, match="cannot upgrade the database"):
         store.upgrade()
+
+
+def test_upgrade_downgrade_base_upgrade_again_leaves_the_schema_of_the_models(database_url):
+    # Every migration's downgrade runs, on both databases, and the schema comes back whole.
+    from alembic import command
+
+    from monitor.store.migrate import alembic_config
+
+    store = Store(database_url)
+    try:
+        store.upgrade()
+        store.record(CheckRecord("1", "alice", "Alice", "509658", "Just Chatting", "s1", "agree"), confirmations=2)
+        command.downgrade(alembic_config(store.url), "base")
+        store.engine.dispose()
+        assert set(inspect(store.engine).get_table_names()) <= {"alembic_version"}
+        with pytest.raises(StoreError, match="run `twitchwatch db upgrade`"):
+            store.ensure_current()
+        store.upgrade()
+        store.ensure_current()
+        assert schema_differences(store) == []
+        assert store.observations() == []
+    finally:
+        store.dispose()
