@@ -1,8 +1,12 @@
 """Run the Alembic migrations from code, and tell whether a database is at the current schema.
 
     upgrade(engine.url)               # `twitchwatch db upgrade`
-    current_revisions(engine)         # {"0001"}, or set() for an empty database
+    current_revisions(engine)         # {"0002"}, or set() for an empty database
     head_revisions()                  # what this version of twitchwatch expects
+    include_name(name, "table", {})   # what autogenerate compares: our tables, not the queue's
+
+On PostgreSQL the migrations also create the check queue's tables
+(procrastinate_*, revision 0002): procrastinate's schema, not our models.
 """
 
 from __future__ import annotations
@@ -32,6 +36,14 @@ def alembic_config(url: URL | None = None) -> AlembicConfig:
         # ConfigParser interpolates '%': a URL-encoded password or option must be escaped.
         cfg.set_main_option("sqlalchemy.url", url.render_as_string(hide_password=False).replace("%", "%%"))
     return cfg
+
+
+QUEUE_PREFIX = "procrastinate_"
+
+
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Tell Alembic's comparison to skip the task queue's tables, which the models do not declare."""
+    return not (type_ == "table" and name is not None and name.startswith(QUEUE_PREFIX))
 
 
 def upgrade(url: URL) -> None:
