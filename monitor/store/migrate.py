@@ -57,6 +57,11 @@ def head_revisions() -> set[str]:
     return set(ScriptDirectory.from_config(alembic_config()).get_heads())
 
 
+def known_revisions() -> set[str]:
+    """Return every revision this code has a migration for (a database at another one is newer)."""
+    return {rev.revision for rev in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+
+
 def current_revisions(engine: Engine) -> set[str]:
     """Return the revisions the database is at (empty when never migrated)."""
     with engine.connect() as conn:

@@ -248,3 +248,19 @@ def test_sqlite_gets_no_queue_tables(tmp_path):
     with Store(f"sqlite:///{tmp_path / 'tw.db'}") as store:
         store.upgrade()
         assert not [t for t in inspect(store.engine).get_table_names() if t.startswith("procrastinate")]
+
+
+def test_a_database_at_an_older_revision_says_to_run_db_upgrade(database_url):
+    from alembic import command
+
+    from monitor.store.migrate import alembic_config
+
+    store = Store(database_url)
+    try:
+        command.upgrade(alembic_config(store.url), "0001")
+        with pytest.raises(StoreError, match="not at the current schema: run `twitchwatch db upgrade`"):
+            store.ensure_current()
+        store.upgrade()
+        store.ensure_current()
+    finally:
+        store.dispose()
