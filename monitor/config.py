@@ -135,6 +135,19 @@ class NotifyConfig:
 
 
 @dataclass(frozen=True)
+class QueueConfig:
+    """The check queue of `run --role scheduler|worker` (PostgreSQL, procrastinate)."""
+
+    # A worker records that it is alive this often.
+    heartbeat_seconds: float = 10.0
+    # A check whose worker has not recorded it is alive for this long (killed, frozen, cut off)
+    # goes back to the queue for another worker. At least twice heartbeat_seconds.
+    stalled_seconds: float = 60.0
+    # A standby scheduler tries to take over this often; the active one hands stalled checks out.
+    failover_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
 class Config:
     twitch: TwitchConfig = field(default_factory=TwitchConfig)
     categories: CategoriesConfig = field(default_factory=CategoriesConfig)
@@ -145,6 +158,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     retain: RetainConfig = field(default_factory=RetainConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
+    queue: QueueConfig = field(default_factory=QueueConfig)
     source: str = "defaults"  # where the file part came from, for messages
 
     @property
@@ -211,10 +225,16 @@ def validate(cfg: Config) -> None:
         "train.epochs": cfg.train.epochs,
         "train.batch_size": cfg.train.batch_size,
         "train.frames_per_segment": cfg.train.frames_per_segment,
+        "queue.heartbeat_seconds": cfg.queue.heartbeat_seconds,
+        "queue.stalled_seconds": cfg.queue.stalled_seconds,
+        "queue.failover_seconds": cfg.queue.failover_seconds,
     }
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f"config key {key} must be positive, got {value}")
+    if cfg.queue.stalled_seconds < 2 * cfg.queue.heartbeat_seconds:
+        raise ConfigError("config key queue.stalled_seconds must be at least twice queue.heartbeat_seconds, "
+                          f"got {cfg.queue.stalled_seconds} and {cfg.queue.heartbeat_seconds}")
     if not 0 <= m.metrics_port <= 65535:
         raise ConfigError(f"config key monitor.metrics_port must be a TCP port, got {m.metrics_port}")
     for key, value in {"monitor.min_confidence": m.min_confidence,
