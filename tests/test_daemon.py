@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from proc_helpers import (
+    NotifySocket,
     activate_untrained_model,
     counter,
     free_port,
@@ -65,38 +66,6 @@ def runtimes():
 
     factory.made = made
     return factory
-
-
-class NotifySocket:
-    """A fake systemd notification socket: every datagram with its monotonic time."""
-
-    def __init__(self, path: str):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(path)
-        self.sock.settimeout(0.1)
-        self.messages: list[tuple[float, str]] = []
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self):
-        while not self._done.is_set():
-            try:
-                data = self.sock.recv(4096)
-            except TimeoutError:
-                continue
-            self.messages.append((time.monotonic(), data.decode()))
-
-    def texts(self) -> list[str]:
-        return [m for _, m in self.messages]
-
-    def pings(self) -> list[float]:
-        return [t for t, m in self.messages if m == "WATCHDOG=1"]
-
-    def close(self):
-        self._done.set()
-        self._thread.join(2)
-        self.sock.close()
 
 
 @pytest.fixture
@@ -551,6 +520,7 @@ def test_daemon_process_cycles_counts_a_failing_job_keeps_config_on_bad_sighup_a
 HANG_SCRIPT = """
 import logging, sys
 from proc_helpers import (
+    NotifySocket,
     activate_untrained_model,
     counter,
     free_port,

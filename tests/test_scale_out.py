@@ -6,6 +6,8 @@ the test's own:
 - every channel is checked exactly once per cycle;
 - a worker killed with SIGKILL in the middle of a check (its capture held up
   by an ad break) has that check finished by another worker;
+- a worker stopped with SIGTERM in the middle of a check exits 0 after the
+  stop timeout and puts the check back in the queue, for another worker;
 - the standby waits while the active scheduler lives, and takes over, on
   the dead one's schedule, when it is killed (two cycles: one each);
 - no transaction stays open across a capture (no lock held across I/O);
@@ -24,6 +26,7 @@ import psycopg
 import pytest
 from cli_helpers import write_config
 from proc_helpers import (
+    NotifySocket,
     activate_untrained_model,
     counter,
     free_port,
@@ -44,14 +47,15 @@ INTERVAL = 30
 SLOW_LOGIN = "jc_plays_fortnite"
 
 
-def scale_config(sim, tmp_path: Path, url: str) -> Path:
+def scale_config(sim, tmp_path: Path, url: str, watch: list[str] | None = None, **monitor) -> Path:
     return write_config(tmp_path / "twitchwatch.toml", {
         "twitch": {**sim.twitch_config(), "request_timeout_seconds": 5.0},
-        "categories": {"watch": [c.id for c in small_scenario().categories], "chatting": "509658"},
+        "categories": {"watch": watch or [c.id for c in small_scenario().categories], "chatting": "509658"},
         # 22 s of video is more than a live playlist lists (20 s): a capture waits for new segments, and
         # during an ad break until its 8 s cap.
         "monitor": {"interval_seconds": INTERVAL, "capture_seconds": 22, "capture_timeout_seconds": 8.0,
-                    "segments": 2, "frames_per_segment": 2, "capture_workers": 2, "stop_timeout_seconds": 10.0},
+                    "segments": 2, "frames_per_segment": 2, "capture_workers": 2, "stop_timeout_seconds": 2.0,
+                    **monitor},
         "storage": {"database_url": url, "data_dir": str(tmp_path / "data")},
         "model": {"pretrained": "none"},
         "queue": {"heartbeat_seconds": 1.0, "stalled_seconds": 3.0, "failover_seconds": 1.0},
@@ -65,11 +69,11 @@ class Fleet:
         self.tmp_path, self.cfg = tmp_path, cfg
         self.procs: dict[str, tuple] = {}
 
-    def start(self, name: str, role: str) -> None:
+    def start(self, name: str, role: str, *args: str, **env: str) -> None:
         port = free_port()
-        proc, log = start_process(["-m", "monitor", "run", "--role", role, "--config", str(self.cfg)],
+        proc, log = start_process(["-m", "monitor", "run", "--role", role, *args, "--config", str(self.cfg)],
                                   self.tmp_path, self.tmp_path / f"{name}.log",
-                                  TWITCHWATCH_MONITOR__METRICS_PORT=str(port))
+                                  TWITCHWATCH_MONITOR__METRICS_PORT=str(port), **env)
         self.procs[name] = (proc, log, port)
 
     def log(self, name: str) -> str:
@@ -131,12 +135,15 @@ def test_one_scheduler_three_workers_sigkill_and_failover(standin, tmp_path, pos
             return predicate()
         return check
 
+    notify = {n: NotifySocket(str(tmp_path / f"notify-{n}.sock")) for n in (1, 2, 3)}
     try:
         for n in (1, 2, 3):
-            fleet.start(f"worker-{n}", "worker")
+            fleet.start(f"worker-{n}", "worker", NOTIFY_SOCKET=str(tmp_path / f"notify-{n}.sock"),
+                        WATCHDOG_USEC="2000000")
         wait_for(lambda: all(" ready: " in fleet.log(f"worker-{n}") or not fleet.alive(f"worker-{n}")
                              for n in (1, 2, 3)), timeout=120, what="three workers ready")
         assert all(fleet.alive(f"worker-{n}") for n in (1, 2, 3)), fleet.logs()
+        assert all(any(m.startswith("READY=1") for m in notify[n].texts()) for n in (1, 2, 3))
         # An ad break holds up the slow channel's capture (until its 8 s cap) in every cycle.
         standin.set_ad_break(SLOW_LOGIN, 300)
         fleet.start("scheduler-a", "scheduler")
@@ -145,13 +152,15 @@ def test_one_scheduler_three_workers_sigkill_and_failover(standin, tmp_path, pos
         assert fleet.alive("scheduler-a"), fleet.logs()
         fleet.start("scheduler-b", "scheduler")
 
-        # The slow check starts on some worker: kill that worker in the middle of it.
-        def slow_worker() -> str | None:
-            for n in (1, 2, 3):
-                if re.search(rf"job \d+: checking {SLOW_LOGIN}", fleet.log(f"worker-{n}")):
-                    return f"worker-{n}"
-            return None
+        def slow_starts() -> dict[str, int]:
+            return {f"worker-{n}": len(re.findall(rf"job \d+: checking {SLOW_LOGIN}", fleet.log(f"worker-{n}")))
+                    for n in (1, 2, 3)}
 
+        def slow_worker(before: dict[str, int] | None = None) -> str | None:
+            """Return the worker that started the slow check since `before` (counts of slow_starts)."""
+            return next((name for name, n in slow_starts().items() if n > (before or {}).get(name, 0)), None)
+
+        # The slow check starts on some worker: kill that worker in the middle of it.
         wait_for(watching(lambda: slow_worker() is not None), timeout=60, what="the slow check to start")
         victim = slow_worker()
         fleet.kill(victim)
@@ -183,10 +192,25 @@ def test_one_scheduler_three_workers_sigkill_and_failover(standin, tmp_path, pos
         wait_for(lambda: counter(scrape_or_empty(fleet.port("scheduler-b")), "twitchwatch_scheduler_active") == 1,
                  timeout=10, what="the standby's metrics to say it is active")
         wait_for(watching(lambda: len(cycles(conn)) >= 2), timeout=INTERVAL + 30, what="the standby's cycle")
+
+        # SIGTERM a worker in the middle of the slow check: after the 2 s stop timeout it gives the check back.
+        before = slow_starts()
+        wait_for(watching(lambda: slow_worker(before) is not None), timeout=60, what="the slow check again")
+        stopped = slow_worker(before)
+        n_stopped = int(stopped.rsplit("-", 1)[1])
+        stopped_at = time.monotonic()
+        fleet.procs[stopped][0].send_signal(signal.SIGTERM)
+        assert fleet.procs[stopped][0].wait(2.0 + 10) == 0, fleet.logs()
+        assert time.monotonic() - stopped_at < 2.0 + 5
+        abandoned = re.search(r"abandoned (.*) \(back in the queue\)", fleet.log(stopped))
+        assert abandoned and SLOW_LOGIN in abandoned.group(1).split(", "), fleet.logs()
+        assert "STOPPING=1" in notify[n_stopped].texts() and notify[n_stopped].pings()
         wait_for(watching(lambda: all(s == "succeeded" for jobs in cycles(conn).values() for _, s, _ in jobs)),
                  timeout=90, what="every queued check to be done")
     finally:
         fleet.stop_all()
+        for sock in notify.values():
+            sock.close()
         conn.close()
 
     by_cycle = cycles(psycopg.connect(conninfo(postgres_database_url), autocommit=True))
@@ -194,10 +218,11 @@ def test_one_scheduler_three_workers_sigkill_and_failover(standin, tmp_path, pos
     assert len(listed) == 2, json.dumps({str(k): v for k, v in by_cycle.items()})
     assert listed[1] - listed[0] == pytest.approx(INTERVAL, abs=3)  # the takeover kept the schedule
     for at in listed:
-        # Every channel exactly once per cycle; only the killed worker's check needed a second attempt.
+        # Every channel exactly once per cycle.
         assert sorted(uid for uid, _, _ in by_cycle[at]) == sorted(channels)
-    attempts = {channels[uid]: n for uid, _, n in by_cycle[listed[0]] if n != 1}
-    assert attempts == {SLOW_LOGIN: 2}
+    # A second attempt: the killed worker's check, then the checks the stopped worker gave back.
+    retried = [{channels[uid]: n for uid, _, n in by_cycle[at] if n != 1} for at in listed]
+    assert retried == [{SLOW_LOGIN: 2}, {login: 2 for login in abandoned.group(1).split(", ")}]
     with Store(postgres_database_url) as store, store.engine.connect() as db:
         per_channel = dict(db.exec_driver_sql(
             "SELECT channel_id, count(*) FROM observations GROUP BY channel_id").fetchall())
@@ -205,3 +230,4 @@ def test_one_scheduler_three_workers_sigkill_and_failover(standin, tmp_path, pos
     assert held_open == [], held_open
     logs = fleet.logs()
     assert "Traceback" not in logs, logs
+

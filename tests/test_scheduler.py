@@ -18,7 +18,7 @@ from dbfixtures import postgres_schema_url, postgres_url  # noqa: F401
 from sqlalchemy.engine import make_url
 
 from monitor.checkqueue import CheckQueue, channel_lock, conninfo
-from monitor.config import load_config
+from monitor.config import load_config, replace
 from monitor.errors import ConfigError
 from monitor.helix import Stream
 from monitor.record import CheckRecord
@@ -251,3 +251,24 @@ def test_a_retried_check_whose_first_attempt_committed_is_not_run_again(db, tmp_
     finally:
         rt.close()
 
+
+
+def test_a_worker_once_runs_every_queued_check_then_exits(small_standin, tmp_path, db):
+    from proc_helpers import activate_untrained_model
+
+    from monitor.sim import small_scenario
+    from monitor.worker import run_worker
+
+    url, conn = db
+    cfg = scheduler_config(small_standin, tmp_path, url)
+    cfg = replace(cfg, monitor={"capture_seconds": 2, "segments": 2, "frames_per_segment": 2, "capture_workers": 2})
+    activate_untrained_model(tmp_path / "data", [c.id for c in small_scenario().categories])
+    assert schedule_once(cfg).enqueue.queued == 7
+    summary = run_worker(cfg, once=True)
+    assert summary.exit_code == 0 and summary.failed == 0
+    assert summary.checks == 7 == sum(summary.verdicts.values())
+    assert [status for _, status, _ in jobs(conn)] == ["succeeded"] * 7
+    with Store(url) as store:
+        assert len(store.observations()) == 7
+    # Nothing left: a second worker finds no work and ends at once.
+    assert run_worker(cfg, once=True).checks == 0
