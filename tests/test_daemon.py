@@ -519,18 +519,6 @@ def test_daemon_process_cycles_counts_a_failing_job_keeps_config_on_bad_sighup_a
 
 HANG_SCRIPT = """
 import logging, sys
-from proc_helpers import (
-    NotifySocket,
-    activate_untrained_model,
-    counter,
-    free_port,
-    scrape,
-    scrape_or_empty,
-    start_process,
-    stop_process,
-    wait_for,
-)
-
 from monitor.config import load_config
 from monitor.daemon import run_daemon
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
