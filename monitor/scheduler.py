@@ -57,6 +57,7 @@ class Leadership:
         self._conninfo = conninfo(database_url)
         self._conn: psycopg.Connection | None = None
         self.active = False
+        self._unreachable = False  # said so once, until the database answers again
 
     def hold(self) -> bool:
         """Return whether this process holds the lock now: keep it, or try to take it."""
@@ -73,12 +74,14 @@ class Leadership:
                 row = self._conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(current_schema()))",
                                          (LOCK_CLASS,)).fetchone()
                 self.active = bool(row and row[0])
+            self._unreachable = False
         except psycopg.Error as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             if self.active:
-                log.error("lost the scheduler lock: the database connection broke (%s); standing by",
-                          str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
-            else:
-                log.warning("cannot reach the database for the scheduler lock: %s", str(exc).strip()[:200])
+                log.error("lost the scheduler lock: the database connection broke (%s); standing by", reason)
+            elif not self._unreachable:
+                log.warning("cannot reach the database for the scheduler lock (%s); trying again", reason)
+            self._unreachable = True
             self.release()
         return self.active
 
@@ -209,10 +212,20 @@ def schedule_cycle(srt: SchedulerRuntime) -> ScheduleSummary:
     return summary
 
 
+class _NoSkippedTicks(logging.Filter):
+    """Drop APScheduler's warning for a tick that falls while a cycle still runs: a cycle outlasts ticks."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
 def run_scheduler(cfg: Config, config_path: str | None) -> int:
     """Run the scheduler daemon until SIGTERM (monitor.daemon: signals, systemd, metrics)."""
     from monitor.daemon import run_daemon
 
+    apscheduler_log = logging.getLogger("apscheduler.scheduler")
+    if not any(isinstance(f, _NoSkippedTicks) for f in apscheduler_log.filters):
+        apscheduler_log.addFilter(_NoSkippedTicks())
     return run_daemon(cfg, config_path, cycle_fn=scheduler_tick, runtime_factory=SchedulerRuntime,
                       interval_of=lambda c: c.queue.failover_seconds)
 

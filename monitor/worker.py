@@ -93,11 +93,14 @@ class CheckRunner:
             self._in_flight[job_id] = stream.user_login
         try:
             return self._run(stream, listed_at, job_id)
-        except TwitchwatchError as exc:
+        except Exception as exc:
             with self._lock:
                 self.summary.failed += 1
             self.rt.metrics.job_error()
-            log.error("job %s: check of %s failed: %s: %s", job_id, stream.user_login, type(exc).__name__, exc)
+            if isinstance(exc, TwitchwatchError):  # says what failed and what to do: one line
+                log.error("job %s: check of %s failed: %s: %s", job_id, stream.user_login, type(exc).__name__, exc)
+            else:  # a bug: its traceback, once (procrastinate's own line stays one line)
+                log.exception("job %s: check of %s failed unexpectedly", job_id, stream.user_login)
             raise
         finally:
             with self._lock:

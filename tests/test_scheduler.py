@@ -272,3 +272,20 @@ def test_a_worker_once_runs_every_queued_check_then_exits(small_standin, tmp_pat
         assert len(store.observations()) == 7
     # Nothing left: a second worker finds no work and ends at once.
     assert run_worker(cfg, once=True).checks == 0
+
+
+def test_a_worker_without_a_model_fails_each_check_in_one_line_and_loses_nothing(small_standin, tmp_path, db,
+                                                                                 caplog):
+    from monitor.worker import run_worker
+
+    url, conn = db
+    cfg = scheduler_config(small_standin, tmp_path, url)
+    schedule_once(cfg)
+    with caplog.at_level(logging.INFO):
+        summary = run_worker(cfg, once=True)
+    assert summary.exit_code == 0 and (summary.checks, summary.failed) == (0, 7)
+    assert [status for _, status, _ in jobs(conn)] == ["failed"] * 7  # kept, for inspection, not lost
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors and all(r.exc_info is None for r in errors)
+    assert any("failed: ModelError: no active model" in r.getMessage() for r in errors)
+    assert "Traceback" not in caplog.text
