@@ -14,6 +14,7 @@ from alembic import context
 from sqlalchemy import text
 
 from monitor.store.engine import make_engine
+from monitor.store.migrate import include_name
 from monitor.store.models import Base
 
 # Any constant: the PostgreSQL advisory lock key every twitchwatch process agrees on.
@@ -51,6 +52,7 @@ def run_migrations_online() -> None:
                 render_as_batch=sqlite,
                 transactional_ddl=True,
                 compare_type=True,
+                include_name=include_name,
             )
             with context.begin_transaction():
                 if not sqlite:

@@ -21,6 +21,8 @@ from monitor.errors import TwitchwatchError, UsageError
 
 log = logging.getLogger("twitchwatch")
 
+ROLES = ("all", "scheduler", "worker")
+
 
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose usage errors are UsageError (exit 2, one line)."""
@@ -54,8 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("action", choices=["upgrade", "current"], help="upgrade: create or migrate to the current schema")
 
     run = command("run", "the daemon: poll, capture, classify, store and flag on the schedule", _cmd_run)
-    run.add_argument("--once", action="store_true", help="run exactly one full poll cycle, then exit")
+    run.add_argument("--once", action="store_true",
+                     help="run exactly one full poll cycle, then exit (scheduler: queue one cycle; "
+                          "worker: run queued checks until none is left)")
     run.add_argument("--json", action="store_true", help="with --once: print the cycle summary as JSON")
+    run.add_argument("--role", choices=ROLES, default="all",
+                     help="all: the single-process daemon (default); scheduler: poll Helix and queue the checks; "
+                          "worker: run queued checks (scheduler and worker need PostgreSQL)")
 
     check = command("check", "check one live channel now and print the verdict", _cmd_check)
     check.add_argument("login", help="the channel's login name")
@@ -103,7 +110,7 @@ def _setup_logging(debug: bool) -> None:
     )
     if not debug:
         # streamlink and urllib3 are chatty at INFO; their failures reach us as exceptions.
-        for name in ("streamlink", "urllib3", "apscheduler.executors", "alembic", "matplotlib"):
+        for name in ("streamlink", "urllib3", "apscheduler.executors", "alembic", "matplotlib", "procrastinate"):
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
@@ -131,9 +138,13 @@ def _cmd_db(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def _cmd_run(args: argparse.Namespace, cfg: Config) -> int:
+    if args.json and not args.once:
+        raise UsageError("twitchwatch run: --json goes with --once")
+    if args.role == "scheduler":
+        return _run_scheduler(args, cfg)
+    if args.role == "worker":
+        return _run_worker(args, cfg)
     if not args.once:
-        if args.json:
-            raise UsageError("twitchwatch run: --json goes with --once")
         from monitor.daemon import run_daemon
 
         return run_daemon(cfg, args.config)
@@ -149,6 +160,35 @@ def _cmd_run(args: argparse.Namespace, cfg: Config) -> int:
     else:
         print(_summary_line(summary.to_json()))
     return 0
+
+
+def _run_scheduler(args: argparse.Namespace, cfg: Config) -> int:
+    from monitor.scheduler import run_scheduler, schedule_once
+
+    if not args.once:
+        return run_scheduler(cfg, args.config)
+    summary = schedule_once(cfg).to_json()
+    if args.json:
+        _print_json(summary)
+    else:
+        print(f"cycle queued: {summary['listed']} streams listed, {summary['queued']} checks queued, "
+              f"{summary['already_queued']} still queued, {summary['running']} still running, "
+              f"{summary['flags_closed']} flags closed")
+    return 0
+
+
+def _run_worker(args: argparse.Namespace, cfg: Config) -> int:
+    from monitor.worker import run_worker
+
+    summary = run_worker(cfg, once=args.once)
+    if args.once:
+        if args.json:
+            _print_json(summary.to_json())
+        else:
+            s = summary.to_json()
+            print(f"worker: {s['checks']} checks run ({' '.join(f'{k}={v}' for k, v in s['verdicts'].items())}), "
+                  f"{s['failed']} failed, {s['wall_seconds']:.1f}s")
+    return summary.exit_code
 
 
 def _cmd_check(args: argparse.Namespace, cfg: Config) -> int:

@@ -30,7 +30,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -202,6 +211,26 @@ class NotifyConfig(Section):
     webhook_url: SecretStr = SecretStr("")  # its path often carries a token
 
 
+class QueueConfig(Section):
+    """The check queue of `run --role scheduler|worker` (PostgreSQL, procrastinate)."""
+
+    # A worker records that it is alive this often.
+    heartbeat_seconds: PositiveSeconds = 10.0
+    # A check whose worker has not recorded it is alive for this long (killed, frozen, cut off)
+    # goes back to the queue for another worker. At least twice heartbeat_seconds.
+    stalled_seconds: PositiveSeconds = 60.0
+    # A standby scheduler tries to take over this often; the active one hands stalled checks out.
+    failover_seconds: PositiveSeconds = 5.0
+
+    @field_validator("stalled_seconds")
+    @classmethod
+    def _stalled_after_two_heartbeats(cls, value: float, info: ValidationInfo) -> float:
+        heartbeat = info.data.get("heartbeat_seconds")
+        if heartbeat is not None and value < 2 * heartbeat:
+            raise ValueError(f"must be at least twice queue.heartbeat_seconds ({heartbeat})")
+        return value
+
+
 @dataclass(frozen=True)
 class _Inputs:
     """What one load_config call reads besides the defaults."""
@@ -229,6 +258,7 @@ class Config(BaseSettings):
     train: TrainConfig = TrainConfig()
     retain: RetainConfig = RetainConfig()
     notify: NotifyConfig = NotifyConfig()
+    queue: QueueConfig = QueueConfig()
     _source: str = PrivateAttr("defaults")  # where the file part came from, for messages
 
     @property

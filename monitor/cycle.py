@@ -61,6 +61,7 @@ class Runtime:
         )
         self._cpu = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
         self._classifier: Classifier | None = None
+        self._classifier_lock = threading.Lock()  # a worker's checks ask for it from several threads
         self._category_names: dict[str, str] = {}
         self._notifier = None
         webhook_url = cfg.notify.webhook_url.get_secret_value()
@@ -82,12 +83,13 @@ class Runtime:
 
     def classifier(self) -> Classifier:
         """Return the active model, re-read when the registry's pointer moved."""
-        active = self.registry.active_id()
-        if self._classifier is None or self._classifier.model_id != active:
-            self._classifier = self.registry.load_active()
-            self.metrics.set_model(self._classifier.card)
-            log.info("model %s active (%s)", self._classifier.model_id, ", ".join(self._classifier.classes))
-        return self._classifier
+        with self._classifier_lock:
+            active = self.registry.active_id()
+            if self._classifier is None or self._classifier.model_id != active:
+                self._classifier = self.registry.load_active()
+                self.metrics.set_model(self._classifier.card)
+                log.info("model %s active (%s)", self._classifier.model_id, ", ".join(self._classifier.classes))
+            return self._classifier
 
     def category_names(self) -> dict[str, str]:
         """Return {id: name} of the watched categories, asked of Helix once."""
@@ -146,9 +148,10 @@ def run_cycle(rt: Runtime, stop: threading.Event | None = None, *, check: CheckF
     stop = stop or threading.Event()
     wall0, cpu0 = time.monotonic(), time.process_time()
     summary = CycleSummary()
+    rt.metrics.set_scheduler_active(True)  # the single process schedules its own cycles
     classifier = rt.classifier()
     names = rt.category_names()
-    streams = _list_streams(rt, summary, names)
+    streams = list_streams(rt, summary, names)
     summary.checks = len(streams)
     with ThreadPoolExecutor(rt.cfg.monitor.capture_workers, thread_name_prefix="check") as pool:
         futures: list[Future[CheckResult]] = [
@@ -164,7 +167,7 @@ def run_cycle(rt: Runtime, stop: threading.Event | None = None, *, check: CheckF
                 for future in futures:
                     future.cancel()
                 futures = [f for f in futures if not f.cancelled()]
-    _refresh_open_flags(rt)
+    refresh_open_flags(rt)
     summary.wall_seconds = time.monotonic() - wall0
     summary.cpu_seconds = time.process_time() - cpu0
     rt.metrics.cycle_done(summary.wall_seconds, ok=not summary.categories_failed)
@@ -177,8 +180,12 @@ def run_cycle(rt: Runtime, stop: threading.Event | None = None, *, check: CheckF
     return summary
 
 
-def _list_streams(rt: Runtime, summary: CycleSummary, names: dict[str, str]) -> list[Stream]:
-    """List each watched category's top streams, closing flags of channels that left."""
+def list_streams(rt: Runtime, summary: CycleSummary, names: dict[str, str]) -> list[Stream]:
+    """List each watched category's top streams, closing flags of channels that left.
+
+    Counts into summary the categories that failed and the flags closed; the
+    scheduler role (monitor.scheduler) lists the same way, then enqueues.
+    """
     seen: set[str] = set()
     streams: list[Stream] = []
     for game_id in rt.cfg.categories.watch:
@@ -224,6 +231,7 @@ def _tally(summary: CycleSummary, result: CheckResult) -> None:
             summary.flags_closed += 1
 
 
-def _refresh_open_flags(rt: Runtime) -> None:
+def refresh_open_flags(rt: Runtime) -> None:
+    """Export the open flags per declared category."""
     counts = Counter(flag["declared_game_id"] for flag in rt.store.flags())
     rt.metrics.set_open_flags(counts)

@@ -69,6 +69,13 @@ RuntimeT = TypeVar("RuntimeT", bound=Closable)
 # One cycle over the runtime, told to wrap up when the event is set: run_cycle, or a test's stand-in.
 CycleFn = Callable[[RuntimeT, threading.Event], CycleReport | None]
 RuntimeFactory = Callable[[Config, Metrics], RuntimeT]
+# How often the job runs, from the config: the poll interval, or the scheduler role's tick.
+IntervalOf = Callable[[Config], float]
+
+
+def poll_interval(cfg: Config) -> float:
+    """Return the single daemon's job interval: one poll cycle every monitor.interval_seconds."""
+    return cfg.monitor.interval_seconds
 
 
 def stall_bound(cfg: Config) -> float:
@@ -134,11 +141,13 @@ def run_daemon(
     runtime_factory: RuntimeFactory[RuntimeT] | None = None,
     stall_seconds: float | None = None,
     hard_exit: Callable[[int], Any] = os._exit,
+    interval_of: IntervalOf = poll_interval,
 ) -> int:
     """Poll on the schedule until SIGTERM or SIGINT; return the exit code.
 
     `cycle_fn` and `runtime_factory` default to monitor.cycle's run_cycle and
-    Runtime; `stall_seconds` defaults to stall_bound(cfg). When the running
+    Runtime; `stall_seconds` defaults to stall_bound(cfg); the job runs every
+    `interval_of(cfg)` seconds (monitor.scheduler ticks faster). When the running
     cycle outlives the stop timeout, its threads cannot be joined, so the
     process ends through `hard_exit(0)` after logging what it abandons.
     """
@@ -148,7 +157,7 @@ def run_daemon(
         cycle_fn = cycle_fn or run_cycle  # type: ignore[assignment]  # RuntimeT is Runtime here
         runtime_factory = runtime_factory or Runtime  # type: ignore[assignment]
     daemon = _Daemon(cfg, config_path, cycle_fn, runtime_factory,
-                     stall_seconds if stall_seconds is not None else stall_bound(cfg), hard_exit)
+                     stall_seconds if stall_seconds is not None else stall_bound(cfg), hard_exit, interval_of)
     return daemon.run()
 
 
@@ -156,15 +165,17 @@ class _Daemon(Generic[RuntimeT]):
     rt: RuntimeT  # built by run(), before the scheduler starts the first cycle
 
     def __init__(self, cfg: Config, config_path: str | None, cycle_fn: CycleFn[RuntimeT],
-                 runtime_factory: RuntimeFactory[RuntimeT], stall: float, hard_exit: Callable[[int], Any]):
+                 runtime_factory: RuntimeFactory[RuntimeT], stall: float, hard_exit: Callable[[int], Any],
+                 interval_of: IntervalOf = poll_interval):
         self.cfg = cfg
+        self.interval_of = interval_of
         self.config_path = config_path
         self.cycle_fn = cycle_fn
         self.runtime_factory = runtime_factory
         self.hard_exit = hard_exit
         self.metrics = Metrics()
         self.metrics.set_interval(cfg.monitor.interval_seconds)
-        self.progress = Progress(cfg.monitor.interval_seconds, stall)
+        self.progress = Progress(interval_of(cfg), stall)
         self.stop = threading.Event()  # tells the running cycle to wrap up
         self._lock = threading.Lock()  # orders a job's start against the stop
         self._pending: Config | None = None  # a reloaded config, applied before the next cycle
@@ -181,7 +192,7 @@ class _Daemon(Generic[RuntimeT]):
 
     def run(self) -> int:
         _quiet_scheduler_tracebacks()
-        server = self._serve_metrics()
+        server = serve_metrics(self.metrics, self.cfg)
         try:
             self.rt = self.runtime_factory(self.cfg, self.metrics)
         except BaseException:
@@ -208,16 +219,6 @@ class _Daemon(Generic[RuntimeT]):
         log.info("daemon ready: %d categories every %ds, metrics on http://%s:%d/metrics, watchdog %s",
                  watched, mon.interval_seconds, server.addr, server.port,
                  f"{self._watchdog:g}s" if self._watchdog else "off")
-
-    def _serve_metrics(self) -> MetricsServer:
-        mon = self.cfg.monitor
-        try:
-            return self.metrics.serve(mon.metrics_addr, mon.metrics_port)
-        except OSError as exc:
-            raise TwitchwatchError(
-                f"cannot serve metrics on {mon.metrics_addr}:{mon.metrics_port}: {exc.strerror or exc} "
-                "(set monitor.metrics_addr / monitor.metrics_port)"
-            ) from None
 
     def _install_signals(self) -> dict[int, Any]:
         previous = {}
@@ -270,10 +271,10 @@ class _Daemon(Generic[RuntimeT]):
         if (new.monitor.metrics_addr, new.monitor.metrics_port) != (old.monitor.metrics_addr,
                                                                     old.monitor.metrics_port):
             log.warning("SIGHUP: a new metrics address or port takes effect on restart only")
-        if new.monitor.interval_seconds != old.monitor.interval_seconds:
-            scheduler.reschedule_job(JOB_ID, trigger=_trigger(new.monitor.interval_seconds))
-            self.progress.interval = new.monitor.interval_seconds
-            self.metrics.set_interval(new.monitor.interval_seconds)
+        if self.interval_of(new) != self.interval_of(old):
+            scheduler.reschedule_job(JOB_ID, trigger=_trigger(self.interval_of(new)))
+            self.progress.interval = self.interval_of(new)
+        self.metrics.set_interval(new.monitor.interval_seconds)
         self.cfg = new
         with self._lock:
             self._pending = new
@@ -293,7 +294,7 @@ class _Daemon(Generic[RuntimeT]):
             if time.monotonic() >= deadline:
                 log.error("the running cycle did not stop within %gs: abandoning its checks in flight "
                           "(finished checks are committed)", timeout)
-                _flush_logs()
+                flush_logs()
                 self.hard_exit(0)
                 return 0  # reached only when hard_exit is a test double
             self._tend_systemd()
@@ -307,7 +308,7 @@ class _Daemon(Generic[RuntimeT]):
     # -- scheduler thread -----------------------------------------------------
 
     def _start_scheduler(self) -> BackgroundScheduler:
-        interval = self.cfg.monitor.interval_seconds
+        interval = self.interval_of(self.cfg)
         scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(1)}, timezone=UTC)
         scheduler.add_listener(self._on_job_error, EVENT_JOB_ERROR)
         scheduler.add_job(
@@ -354,13 +355,27 @@ class _Daemon(Generic[RuntimeT]):
         log.debug("cycle failure traceback:\n%s", event.traceback)
 
 
-def _trigger(interval: int) -> IntervalTrigger:
+def serve_metrics(metrics: Metrics, cfg: Config) -> MetricsServer:
+    """Serve /metrics on monitor.metrics_addr:metrics_port; a taken port is one clear error."""
+    mon = cfg.monitor
+    try:
+        return metrics.serve(mon.metrics_addr, mon.metrics_port)
+    except OSError as exc:
+        raise TwitchwatchError(
+            f"cannot serve metrics on {mon.metrics_addr}:{mon.metrics_port}: {exc.strerror or exc} "
+            "(set monitor.metrics_addr / monitor.metrics_port)"
+        ) from None
+
+
+def _trigger(interval: float) -> IntervalTrigger:
     return IntervalTrigger(seconds=interval, jitter=jitter_seconds(interval), timezone=UTC)
 
 
 def _status_line(cycles: int, summary: CycleReport | None) -> str:
     if summary is None:
         return f"{cycles} cycles run"
+    if hasattr(summary, "status_line"):  # a report that says for itself what it did (monitor.scheduler)
+        return summary.status_line()
     s = summary.to_json()
     return (f"{cycles} cycles run; last: {s.get('checks', 0)} checks, {s.get('completed', 0)} completed, "
             f"{s.get('flags_opened', 0)} flags opened, {s.get('wall_seconds', 0):.0f}s")
@@ -378,7 +393,8 @@ def _restore_signals(previous: dict[int, Any]) -> None:
         signal.signal(signum, handler)
 
 
-def _flush_logs() -> None:
+def flush_logs() -> None:
+    """Flush the log handlers and the standard streams, before a hard exit."""
     for handler in logging.getLogger().handlers:
         handler.flush()
     sys.stderr.flush()

@@ -41,6 +41,8 @@ from monitor.verdict import Outcome
 
 DOWNLOAD_KINDS = ("video", "thumbnail")
 FLAG_ACTIONS = ("open", "close")
+ENQUEUE_RESULTS = ("queued", "already_queued", "running")  # monitor.checkqueue.EnqueueReport
+QUEUE_STATUSES = ("todo", "doing")
 
 # Buckets per stage, around what each stage costs: a capture is about
 # monitor.capture_seconds (12 s) and is capped by capture_timeout_seconds (45 s);
@@ -131,6 +133,25 @@ class Metrics:
         self._retention_errors = Counter(
             "twitchwatch_retention_errors", "Captured frames that could not be kept, by area (live, review).",
             ["area"], registry=r,
+        )
+        # Scale-out (`run --role scheduler|worker`, monitor/scheduler.py and monitor/worker.py).
+        self._scheduler_active = Gauge(
+            "twitchwatch_scheduler_active",
+            "1 while this process schedules the poll cycles (the single daemon, or the scheduler holding "
+            "the lock); 0 in a worker or a standby scheduler.", registry=r,
+        )
+        self._enqueues = Counter(
+            "twitchwatch_check_enqueues", "Checks a cycle offered the queue, by result (queued, "
+            "already_queued: a job of the channel still waits, running: one is being checked).",
+            ["result"], registry=r,
+        )
+        self._queue = Gauge(
+            "twitchwatch_check_queue_jobs", "Checks in the queue by status (todo: waiting, doing: running), "
+            "as the active scheduler last counted them.", ["status"], registry=r,
+        )
+        self._stalled = Counter(
+            "twitchwatch_stalled_checks", "Running checks the active scheduler put back in the queue because "
+            "their worker fell silent.", registry=r,
         )
         self._webhook = Counter(
             "twitchwatch_webhook_deliveries", "Flag webhook deliveries by result (ok, failed, dropped).",
@@ -223,6 +244,27 @@ class Metrics:
         if result not in ("ok", "failed", "dropped"):
             raise ValueError(f"unknown webhook result {result!r}")
         self._webhook.labels(result=result).inc()
+
+    def set_scheduler_active(self, active: bool) -> None:
+        """Export whether this process schedules the poll cycles now."""
+        self._scheduler_active.set(1 if active else 0)
+
+    def checks_enqueued(self, counts: Mapping[str, int]) -> None:
+        """Count one cycle's enqueue results: {"queued": n, "already_queued": n, "running": n}."""
+        for result, n in counts.items():
+            if result not in ENQUEUE_RESULTS:
+                raise ValueError(f"unknown enqueue result {result!r}; expected one of {', '.join(ENQUEUE_RESULTS)}")
+            self._enqueues.labels(result=result).inc(n)
+        self._touch()
+
+    def set_check_queue(self, counts: Mapping[str, int]) -> None:
+        """Export the checks waiting and running: {"todo": n, "doing": n}."""
+        for status in QUEUE_STATUSES:
+            self._queue.labels(status=status).set(counts.get(status, 0))
+
+    def stalled_checks(self, n: int) -> None:
+        """Count checks handed back to the queue from silent workers."""
+        self._stalled.inc(n)
 
     def checks_recorded(self) -> int:
         """Return how many checks were counted since this object was made, all labels together."""

@@ -42,8 +42,9 @@ def postgres_base_url() -> URL:
 
 
 def _unreachable(url: URL, exc: Exception) -> None:
-    message = (f"PostgreSQL not reachable at {url.render_as_string(hide_password=True)}: "
-               f"start it or set {POSTGRES_ENV} ({type(exc).__name__})")
+    message = (f"PostgreSQL not reachable at {url.render_as_string(hide_password=True)}: to run the "
+               f"PostgreSQL tests, start it or set {POSTGRES_ENV}=postgresql+psycopg://USER@HOST:PORT/DB "
+               f"({type(exc).__name__})")
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)

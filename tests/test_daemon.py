@@ -14,26 +14,28 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from proc_helpers import (
+    NotifySocket,
+    activate_untrained_model,
+    counter,
+    free_port,
+    scrape,
+    scrape_or_empty,
+    start_process,
+    stop_process,
+    wait_for,
+)
 from prometheus_client import generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.config import load_config
 from monitor.daemon import Progress, run_daemon, stall_bound
 from monitor.errors import TwitchwatchError
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def config(**monitor):
@@ -64,38 +66,6 @@ def runtimes():
 
     factory.made = made
     return factory
-
-
-class NotifySocket:
-    """A fake systemd notification socket: every datagram with its monotonic time."""
-
-    def __init__(self, path: str):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(path)
-        self.sock.settimeout(0.1)
-        self.messages: list[tuple[float, str]] = []
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self):
-        while not self._done.is_set():
-            try:
-                data = self.sock.recv(4096)
-            except TimeoutError:
-                continue
-            self.messages.append((time.monotonic(), data.decode()))
-
-    def texts(self) -> list[str]:
-        return [m for _, m in self.messages]
-
-    def pings(self) -> list[float]:
-        return [t for t, m in self.messages if m == "WATCHDOG=1"]
-
-    def close(self):
-        self._done.set()
-        self._thread.join(2)
-        self.sock.close()
 
 
 @pytest.fixture
@@ -146,18 +116,6 @@ def drive(cfg, script: Callable[[], None], *, config_path=None, **kwargs) -> int
         raise errors[0]
     assert hard_exits == [], "the daemon abandoned a cycle at the stop timeout"
     return code
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
-def scrape(port: int) -> str:
-    return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
 
 
 def test_cycles_repeat_metrics_are_served_and_sigterm_exits_0(runtimes, notify_socket):
@@ -476,21 +434,6 @@ except ImportError as exc:  # the cycle, stand-in or registry are not in this tr
 needs_cycle = pytest.mark.skipif(bool(_PROCESS_SKIP), reason=_PROCESS_SKIP or "-")
 
 
-def activate_untrained_model(data_dir, classes) -> str:
-    """Register and activate an untrained SqueezeNet: these tests pin the lifecycle, not accuracy."""
-    import torch
-
-    from monitor.classify import build_model
-    from monitor.model_registry import ModelRegistry
-    from trainer.registry import save_model
-
-    torch.set_num_threads(1)
-    model_id = save_model(data_dir, build_model("squeezenet1_1", len(classes), "none"),
-                          {"classes": list(classes), "arch": "squeezenet1_1", "segments": 2, "frames_per_segment": 2})
-    ModelRegistry(data_dir).activate(model_id)
-    return model_id
-
-
 def daemon_config(sim, tmp_path, database_url: str, **monitor) -> tuple:
     from cli_helpers import write_config
 
@@ -509,38 +452,7 @@ def daemon_config(sim, tmp_path, database_url: str, **monitor) -> tuple:
 
 
 def start(argv: list[str], tmp_path, notify_path: str, **env) -> tuple[subprocess.Popen, Path]:
-    log_path = tmp_path / "daemon.log"
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("TWITCHWATCH_", "TWITCH_", "WATCHDOG_"))}
-    repo = str(Path(__file__).resolve().parents[1])
-    full_env.update({"NOTIFY_SOCKET": notify_path, "OMP_NUM_THREADS": "1", **env,
-                     "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))})
-    with open(log_path, "wb") as log_file:
-        proc = subprocess.Popen([sys.executable, *argv], stdout=log_file, stderr=subprocess.STDOUT, env=full_env,
-                                cwd=str(tmp_path))
-    return proc, log_path
-
-
-def counter(body: str, name: str, **labels: str) -> float:
-    """Sum the samples of `name` whose labels include `labels`."""
-    total = 0.0
-    for family in text_string_to_metric_families(body):
-        for s in family.samples:
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                total += s.value
-    return total
-
-
-def scrape_or_empty(port: int) -> str:
-    try:
-        return scrape(port)
-    except OSError:
-        return ""
-
-
-def stop_process(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait(10)
+    return start_process(argv, tmp_path, tmp_path / "daemon.log", NOTIFY_SOCKET=notify_path, **env)
 
 
 @needs_cycle

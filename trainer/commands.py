@@ -54,6 +54,7 @@ def register(command: Command) -> None:
 
 
 def _cmd_dataset(args: argparse.Namespace, cfg: Config) -> int:
+    _single_process_only("dataset")
     from monitor.helix import HelixClient
     from trainer.dataset import build_dataset
 
@@ -74,12 +75,13 @@ def _cmd_train(args: argparse.Namespace, cfg: Config) -> int:
     max_seconds = args.max_minutes * 60 if args.max_minutes else None
     spec = TrainingSpec.from_config(cfg, epochs=args.epochs, max_seconds=max_seconds)
     result = train_and_register(cfg, spec, say=say)
-    if args.json:
+    if args.json and result is not None:  # None: a rank of torchrun other than 0 (trainer/distributed.py)
         print(json.dumps(result, indent=2))
     return 0
 
 
 def _cmd_experiment(args: argparse.Namespace, cfg: Config) -> int:
+    _single_process_only("experiment")
     from trainer.experiment import run_experiment
 
     _check_epochs("experiment", args.epochs)
@@ -93,6 +95,7 @@ def _cmd_experiment(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def _cmd_retrain(args: argparse.Namespace, cfg: Config) -> int:
+    _single_process_only("retrain")
     from trainer.retrain import retrain
 
     _check_epochs("retrain", args.epochs)
@@ -132,9 +135,16 @@ def _cmd_models(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace, cfg: Config) -> int:
+    _single_process_only("demo")
     from trainer.demo import run_demo
 
     return run_demo(cfg, scenario=args.scenario, workdir=args.workdir, cycles=args.cycles, epochs=args.epochs)
+
+
+def _single_process_only(command: str) -> None:
+    from trainer.distributed import single_process_only  # imports torch: only for the commands that train
+
+    single_process_only(command)
 
 
 def _stderr(line: str) -> None:

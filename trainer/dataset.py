@@ -33,7 +33,7 @@ import random
 import shutil
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -305,8 +305,14 @@ def _test_hash(store: DatasetStore, test_clips: set[str]) -> str:
     return digest.hexdigest()
 
 
-def load_dataset(data_dir: str | Path, classes: list[str] | None = None, *, include_live: bool = False) -> Dataset:
-    """Load the built dataset's frames into memory as train and test clips (plus live clips in train)."""
+def load_dataset(data_dir: str | Path, classes: list[str] | None = None, *, include_live: bool = False,
+                 frames_for: Collection[str] | None = None) -> Dataset:
+    """Load the built dataset's frames into memory as train and test clips (plus live clips in train).
+
+    With `frames_for`, only those clips' frames are read; every other clip
+    comes with no frames (its metadata only): a rank of trainer.distributed
+    reads its shard.
+    """
     store = DatasetStore(data_dir)
     split = store.split()
     if not store.clips_file.exists():
@@ -329,6 +335,8 @@ def load_dataset(data_dir: str | Path, classes: list[str] | None = None, *, incl
         if r["category"] not in classes:
             continue
         rows = sorted(frames_by_clip[r["clip_id"]], key=lambda row: row["position"])
+        if frames_for is not None and r["clip_id"] not in frames_for:
+            rows = []
         frames = [np.asarray(Image.open(store.root / row["file"]).convert("RGB")) for row in rows]
         clip = Clip(clip_id=r["clip_id"], label=r["category"], channel=r["channel_id"], frames=frames)
         (test if r["clip_id"] in set(split["test_clips"]) else train).append(clip)

@@ -23,11 +23,12 @@ from pathlib import Path
 
 from monitor.config import Config
 from monitor.model_registry import ModelRegistry
+from trainer import distributed
 from trainer.clip import Clip
 from trainer.dataset import Dataset, load_dataset
 from trainer.evaluate import Evaluation, evaluate_model
 from trainer.registry import save_model
-from trainer.train import TrainingSpec, train_classifier
+from trainer.train import TrainingSpec, TrainResult, train_classifier
 
 VAL_FRACTION = 0.2
 
@@ -80,6 +81,20 @@ def train_model(
     say(f"training {spec.arch} on {len(train)} clips ({len(val)} validation, {len(data.test)} test), "
         f"classes {', '.join(data.classes)}, K={k} n={n}")
     result = train_classifier(train, val, data.classes, spec, log=say)
+    return register_trained(data_dir, data, spec, result, say=say,
+                            counts={"train": len(train), "validation": len(val), "test": len(data.test)})
+
+
+def register_trained(
+    data_dir: str | Path, data: Dataset, spec: TrainingSpec, result: TrainResult, *, counts: dict[str, int],
+    say: Callable[[str], None] = print, **card: object,
+) -> TrainedModel:
+    """Evaluate a trained model on the dataset's frozen test clips and save it with its card; do not activate.
+
+    `counts` are the clips it was trained, validated and tested on; `card`
+    adds fields to the model card (trainer.distributed adds its world).
+    """
+    k, n = spec.segments, spec.frames_per_segment
     started = time.monotonic()
     test = evaluate_model(result.classifier(), data.test) if data.test else None
     card = result.card(
@@ -98,7 +113,8 @@ def train_model(
         ece_after=test.ece_after if test else None,
         train_accuracy=result.metrics["train_accuracy"],
         train_frame_accuracy=result.metrics["train_frame_accuracy"],
-        counts={"train": len(train), "validation": len(val), "test": len(data.test)},
+        counts=counts,
+        **card,
     )
     model_id = save_model(data_dir, result.model, card, confusion=test.confusion() if test else None)
     card = ModelRegistry(data_dir).card(model_id)  # as stored: model_id, created_at, code_version
@@ -115,13 +131,19 @@ def train_and_register(
     activate: bool = True,
     say: Callable[[str], None] = print,
     dataset: Dataset | None = None,
-) -> dict:
+) -> dict | None:
     """Train on the dataset, evaluate on its frozen test clips, register (and activate) the model.
 
-    Without a spec, the config's (`TrainingSpec.from_config(cfg)`).
+    Without a spec, the config's (`TrainingSpec.from_config(cfg)`). Under
+    torchrun (WORLD_SIZE > 1) each rank trains on its shard
+    (trainer.distributed); only rank 0 registers, and the others return None.
     """
+    spec = spec or TrainingSpec.from_config(cfg)
+    world = distributed.World.from_env()
+    if world.size > 1:
+        return distributed.train_and_register(cfg, spec, world, activate=activate, say=say)
     data = dataset or load_dataset(cfg.data_path)
-    trained = train_model(cfg.data_path, data, spec or TrainingSpec.from_config(cfg), say=say)
+    trained = train_model(cfg.data_path, data, spec, say=say)
     if activate:
         ModelRegistry(cfg.data_path).activate(trained.model_id)
         say(f"model {trained.model_id} is now the active model")

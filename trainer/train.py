@@ -63,6 +63,7 @@ from monitor.classify import Classifier, build_model
 from monitor.config import Config
 from monitor.errors import DatasetError, ModelError
 from monitor.frames import PREPROCESSING, preprocess, sample_indices
+from trainer import distributed
 from trainer.augment import ERASE_PROBABILITY, augment
 from trainer.clip import Clip
 from trainer.evaluate import consensus_nll, evaluate_model, stacked_logits
@@ -314,13 +315,14 @@ def _fit(
     stopper = EarlyStopping(run.spec.patience, validated=bool(val))
     best_state: dict = {}
     stall = _StallWatch()
+    net = distributed.wrap(model)  # under torchrun: DDP (trainer/distributed.py)
     for epoch in range(1, run.spec.epochs + 1):
         epoch_started = time.monotonic()
-        stats = _train_epoch(model, optimizer, schedule, train, rng, epoch, run, stall)
+        stats = _train_epoch(net, optimizer, schedule, train, rng, epoch, run, stall)
         interrupted = stats.pop("interrupted")
-        row = {"epoch": epoch, **stats}
+        row = {"epoch": epoch, **distributed.mean_over_ranks(stats)}
         if val:
-            on_val = evaluate_model(run.scorer(model), val)
+            on_val = distributed.gathered(evaluate_model(run.scorer(model), val))
             row.update(val_accuracy=on_val.clip_accuracy, val_frame_accuracy=on_val.frame_accuracy,
                        val_loss=on_val.nll)
         row["seconds"] = round(time.monotonic() - epoch_started, 2)
@@ -445,11 +447,11 @@ def _train_epoch(
         frame_logits = model(preprocess(frames))
         logits = frame_logits.view(len(batch), per_clip, -1).mean(dim=1)  # segmental consensus
         loss = F.cross_entropy(logits, targets)
-        if not torch.isfinite(loss):
+        if distributed.any_rank(not torch.isfinite(loss)):
             raise ModelError(
                 f"training diverged at epoch {epoch} step {step + 1} (loss {float(loss)}): lower train.learning_rate"
             )
-        if stall.collapsed(frame_logits):
+        if distributed.any_rank(stall.collapsed(frame_logits)):
             raise _FeaturesDied(f"the features died by epoch {epoch} step {step + 1}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -463,7 +465,7 @@ def _train_epoch(
                 f"epoch {epoch}/{run.spec.epochs} step {step + 1}/{run.steps} loss {loss_sum / seen:.4f} "
                 f"acc {correct / seen:.3f} lr {schedule.get_last_lr()[0]:.2e}"
             )
-        if run.deadline is not None and time.monotonic() > run.deadline:
+        if run.deadline is not None and distributed.any_rank(time.monotonic() > run.deadline):
             interrupted = True
             break
     return {"loss": loss_sum / seen, "train_accuracy": correct / seen, "interrupted": interrupted}
@@ -530,15 +532,15 @@ def _calibrate(model: nn.Module, val: list[Clip], run: _Run) -> tuple[float, dic
     if not val:
         log("no validation clips: temperature left at 1.0, thresholds left to the defaults")
         return 1.0, {}, {}
-    logits = stacked_logits(run.scorer(model), val)
-    labels = [run.label_of[c.label] for c in val]
+    logits, labels = distributed.gathered_logits(stacked_logits(run.scorer(model), val),
+                                                 [run.label_of[c.label] for c in val], val)
     temperature = fit_temperature(logits, labels)
     target = torch.tensor(labels)
     with torch.no_grad():
         before = float(consensus_nll(logits, target, 1.0))
         after = float(consensus_nll(logits, target, temperature))
         probs = torch.softmax(logits / temperature, dim=2).mean(dim=1).numpy()
-    thresholds = choose_thresholds(probs, [c.label for c in val], run.classes, run.spec.chatting)
+    thresholds = choose_thresholds(probs, [run.classes[i] for i in labels], run.classes, run.spec.chatting)
     log(f"temperature {temperature:.3f}: validation NLL {before:.4f} -> {after:.4f}; thresholds "
         f"min_confidence {thresholds['min_confidence']}, gameplay {thresholds.get('gameplay', 'n/a')}")
     return temperature, {"val_nll_uncalibrated": before, "val_nll": after}, thresholds
@@ -588,7 +590,7 @@ def relaid(clip: Clip, composer: StreamComposer) -> Clip:
 
 def _final_metrics(result: TrainResult, train: list[Clip], val: list[Clip], calibration: dict) -> dict:
     clf = result.classifier()
-    on_train = evaluate_model(clf, train)
+    on_train = distributed.gathered(evaluate_model(clf, train))
     metrics = {
         "train_accuracy": on_train.clip_accuracy,
         "train_frame_accuracy": on_train.frame_accuracy,
@@ -598,7 +600,7 @@ def _final_metrics(result: TrainResult, train: list[Clip], val: list[Clip], cali
         **calibration,
     }
     if val:
-        on_val = evaluate_model(clf, val)
+        on_val = distributed.gathered(evaluate_model(clf, val))
         metrics.update(
             val_accuracy=on_val.clip_accuracy, val_frame_accuracy=on_val.frame_accuracy, val=on_val.summary()
         )

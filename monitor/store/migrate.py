@@ -1,8 +1,12 @@
 """Run the Alembic migrations from code, and tell whether a database is at the current schema.
 
     upgrade(engine.url)               # `twitchwatch db upgrade`
-    current_revisions(engine)         # {"0001"}, or set() for an empty database
+    current_revisions(engine)         # {"0002"}, or set() for an empty database
     head_revisions()                  # what this version of twitchwatch expects
+    include_name(name, "table", {})   # what autogenerate compares: our tables, not the queue's
+
+On PostgreSQL the migrations also create the check queue's tables
+(procrastinate_*, revision 0002): procrastinate's schema, not our models.
 """
 
 from __future__ import annotations
@@ -34,6 +38,14 @@ def alembic_config(url: URL | None = None) -> AlembicConfig:
     return cfg
 
 
+QUEUE_PREFIX = "procrastinate_"
+
+
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Tell Alembic's comparison to skip the task queue's tables, which the models do not declare."""
+    return not (type_ == "table" and name is not None and name.startswith(QUEUE_PREFIX))
+
+
 def upgrade(url: URL) -> None:
     """Migrate the database at url to the newest revision; a no-op when it is there already."""
     with _ALEMBIC_LOCK:
@@ -43,6 +55,11 @@ def upgrade(url: URL) -> None:
 def head_revisions() -> set[str]:
     """Return the revisions a database must be at for this code."""
     return set(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
+def known_revisions() -> set[str]:
+    """Return every revision this code has a migration for (a database at another one is newer)."""
+    return {rev.revision for rev in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
 
 
 def current_revisions(engine: Engine) -> set[str]:

@@ -88,7 +88,7 @@ class Store:
         heads = migrate.head_revisions()
         if current == heads:
             return
-        if current - heads and not current & heads:
+        if current - migrate.known_revisions():
             raise StoreError(f"database is at schema {', '.join(sorted(current))}, newer than this "
                              f"twitchwatch knows ({', '.join(sorted(heads))}): upgrade twitchwatch")
         raise StoreError(NOT_CURRENT)
@@ -161,6 +161,18 @@ class Store:
             return [_observation_json(row, channel) for row, channel in session.execute(stmt)]
 
         return self._transact("observations", work, write=False)
+
+    def checked_since(self, user_id: str, since: datetime) -> bool:
+        """Return whether a check of the channel was recorded at or after `since` (a worker's retried job)."""
+
+        def work(session: Session) -> bool:
+            found = session.scalar(
+                select(Observation.id)
+                .where(Observation.channel_id == user_id, Observation.checked_at >= since)
+                .limit(1))
+            return found is not None
+
+        return self._transact(f"checked_since {user_id}", work, write=False)
 
     # -- transactions -----------------------------------------------------------
 

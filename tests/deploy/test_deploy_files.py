@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -25,6 +26,9 @@ ALERTS = DEPLOY / "prometheus" / "alerts.yml"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "twitchwatch.json"
 DATASOURCES = DEPLOY / "grafana" / "provisioning" / "datasources" / "twitchwatch.yml"
 UNIT = DEPLOY / "systemd" / "twitchwatch.service"
+WORKER_UNIT = DEPLOY / "systemd" / "twitchwatch-worker@.service"
+SCHEDULER_DROPIN = DEPLOY / "systemd" / "twitchwatch.service.d" / "scheduler.conf"
+COMPOSE = DEPLOY / "compose" / "compose.yaml"
 
 # Made by Prometheus itself, not by any exporter.
 PROMETHEUS_MADE = {"up"}
@@ -168,6 +172,10 @@ def exported() -> dict[str, dict[str, set[str]]]:
     m.job_error()
     for result in ("ok", "failed", "dropped"):
         m.webhook_delivery(result)
+    m.set_scheduler_active(True)
+    m.checks_enqueued({"queued": 3, "already_queued": 1, "running": 1})
+    m.set_check_queue({"todo": 2, "doing": 1})
+    m.stalled_checks(1)
     samples: dict[str, dict[str, set[str]]] = {}
     for family in text_string_to_metric_families(generate_latest(m.registry).decode()):
         for s in family.samples:
@@ -335,3 +343,59 @@ def test_the_deploy_checks_script_is_executable_and_covers_every_tool():
     for needle in ("systemd-analyze verify", "systemd-analyze security", "--threshold=20",
                    "promtool check config", "promtool check rules", "promtool test rules"):
         assert needle in text
+
+
+def sandbox(path: Path) -> list[str]:
+    """Return a unit's sandbox lines: from DynamicUser= to the [Install] section, comments left out."""
+    text = path.read_text()
+    block = text[text.index("DynamicUser="):text.index("[Install]")]
+    return [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def test_the_worker_unit_runs_one_worker_per_metrics_port_in_the_daemons_sandbox():
+    settings = unit_settings(WORKER_UNIT)
+    assert settings["ExecStart"] == ["/opt/twitchwatch/bin/twitchwatch run --role worker"]
+    assert "TWITCHWATCH_MONITOR__METRICS_PORT=%i" in settings["Environment"]
+    assert settings["Type"] == ["notify"] and settings["NotifyAccess"] == ["main"]
+    assert float(settings["TimeoutStopSec"][0].removesuffix("s")) > MonitorConfig().stop_timeout_seconds
+    assert float(settings["WatchdogSec"][0].removesuffix("s")) >= 30
+    assert settings["EnvironmentFile"] == ["-/etc/twitchwatch/env"]
+    assert not any(key.startswith(("TWITCH_CLIENT_SECRET", "TWITCH_CLIENT_ID")) for key in settings["Environment"])
+    # The same sandbox as the daemon's, line for line (systemd-analyze security rates each unit alone).
+    assert sandbox(WORKER_UNIT) == sandbox(UNIT)
+
+
+def test_the_scheduler_drop_in_changes_only_the_role_of_the_daemon_unit():
+    settings = unit_settings(SCHEDULER_DROPIN)
+    assert settings == {"ExecStart": ["", "/opt/twitchwatch/bin/twitchwatch run --role scheduler"]}
+
+
+def test_the_compose_file_starts_postgres_a_migration_a_scheduler_and_n_workers():
+    compose = yaml.safe_load(COMPOSE.read_text())
+    services = compose["services"]
+    assert set(services) >= {"postgres", "migrate", "scheduler", "worker", "prometheus"}
+    assert services["migrate"]["command"] == ["db", "upgrade"]
+    assert services["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    assert services["scheduler"]["command"] == ["run", "--role", "scheduler"]
+    assert services["worker"]["command"] == ["run", "--role", "worker"]
+    assert services["worker"]["deploy"]["replicas"] == "${TWITCHWATCH_WORKERS:-2}"
+    for name in ("scheduler", "worker"):
+        service = services[name]
+        assert service["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
+        assert service["environment"]["TWITCHWATCH_STORAGE__DATABASE_URL"].startswith("postgresql+psycopg://")
+        assert service["environment"]["TWITCHWATCH_MONITOR__METRICS_ADDR"] == "0.0.0.0"
+        assert "data:/data" in service["volumes"]  # the model registry every worker loads
+        assert float(service["stop_grace_period"].removesuffix("s")) > MonitorConfig().stop_timeout_seconds
+    build = services["worker"]["build"]
+    dockerfile = (COMPOSE.parent / build["context"] / build["dockerfile"]).resolve()
+    assert dockerfile.exists() and "ENTRYPOINT [\"twitchwatch\"]" in dockerfile.read_text()
+    for mount in services["prometheus"]["volumes"]:
+        assert (COMPOSE.parent / mount.split(":", 1)[0]).resolve().exists(), mount
+
+
+def test_the_image_pins_the_torch_that_the_project_pins():
+    pyproject = (DEPLOY.parent / "pyproject.toml").read_text()
+    dockerfile = (DEPLOY / "compose" / "Dockerfile").read_text()
+    for package in ("torch", "torchvision"):
+        pin = re.search(rf'"{package}==([\d.]+)"', pyproject).group(1)
+        assert f"{package}=={pin}" in dockerfile

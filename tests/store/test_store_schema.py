@@ -17,12 +17,13 @@ from sqlalchemy.exc import IntegrityError
 from monitor.errors import StoreError
 from monitor.record import CheckRecord
 from monitor.store import Store
+from monitor.store.migrate import include_name
 from monitor.store.models import Base
 
 
 def schema_differences(store: Store) -> list:
     with store.engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        context = MigrationContext.configure(conn, opts={"compare_type": True, "include_name": include_name})
         return compare_metadata(context, Base.metadata)
 
 
@@ -193,3 +194,73 @@ def test_a_database_from_a_newer_twitchwatch_says_so(store):
         store.ensure_current()
     with pytest.raises(StoreError, match="cannot upgrade the database"):
         store.upgrade()
+
+
+def test_upgrade_downgrade_base_upgrade_again_leaves_the_schema_of_the_models(database_url):
+    # Every migration's downgrade runs, on both databases, and the schema comes back whole.
+    from alembic import command
+
+    from monitor.store.migrate import alembic_config
+
+    store = Store(database_url)
+    try:
+        store.upgrade()
+        store.record(CheckRecord("1", "alice", "Alice", "509658", "Just Chatting", "s1", "agree"), confirmations=2)
+        if store.engine.dialect.name == "postgresql":
+            assert "procrastinate_jobs" in inspect(store.engine).get_table_names()
+        command.downgrade(alembic_config(store.url), "base")
+        store.engine.dispose()
+        assert set(inspect(store.engine).get_table_names()) <= {"alembic_version"}
+        if store.engine.dialect.name == "postgresql":
+            assert queue_objects(store) == []
+        with pytest.raises(StoreError, match="run `twitchwatch db upgrade`"):
+            store.ensure_current()
+        store.upgrade()
+        store.ensure_current()
+        assert schema_differences(store) == []
+        assert store.observations() == []
+    finally:
+        store.dispose()
+
+
+def queue_objects(store: Store) -> list[str]:
+    """Return the functions and types of the task queue left in the current schema."""
+    with store.engine.connect() as conn:
+        return conn.execute(text(
+            "SELECT proname FROM pg_proc WHERE pronamespace = current_schema()::regnamespace "
+            "AND proname LIKE 'procrastinate%' UNION ALL SELECT typname FROM pg_type "
+            "WHERE typnamespace = current_schema()::regnamespace AND typname LIKE 'procrastinate%'")).scalars().all()
+
+
+def test_the_queue_schema_is_the_one_the_installed_procrastinate_expects():
+    import procrastinate
+
+    import migrations
+
+    installed = Path(procrastinate.__file__).parent / "sql" / "schema.sql"
+    frozen = Path(migrations.__file__).parent / "versions" / "0002_task_queue.sql"
+    assert frozen.read_text() == installed.read_text(), (
+        f"procrastinate {procrastinate.__version__} has another schema than revision 0002 creates: add a "
+        "revision that applies its sql/migrations/*.sql since 3.10.0, or keep the pin at 3.10")
+
+
+def test_sqlite_gets_no_queue_tables(tmp_path):
+    with Store(f"sqlite:///{tmp_path / 'tw.db'}") as store:
+        store.upgrade()
+        assert not [t for t in inspect(store.engine).get_table_names() if t.startswith("procrastinate")]
+
+
+def test_a_database_at_an_older_revision_says_to_run_db_upgrade(database_url):
+    from alembic import command
+
+    from monitor.store.migrate import alembic_config
+
+    store = Store(database_url)
+    try:
+        command.upgrade(alembic_config(store.url), "0001")
+        with pytest.raises(StoreError, match="not at the current schema: run `twitchwatch db upgrade`"):
+            store.ensure_current()
+        store.upgrade()
+        store.ensure_current()
+    finally:
+        store.dispose()
