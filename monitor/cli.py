@@ -11,9 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
+from pathlib import Path
 
 from monitor import __version__
 from monitor.config import Config, load_config
@@ -61,6 +64,26 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("login", help="the channel's login name")
     check.add_argument("--json", action="store_true", help="print the verdict as JSON")
 
+    config = command("config", "write a documented config file, or show the configuration in effect", _cmd_config)
+    actions = config.add_subparsers(dest="config_action", metavar="ACTION", parser_class=_Parser)
+    actions.required = True
+    init = actions.add_parser("init", help="write a TOML file with every key, its default and what it does",
+                              description="Write a TOML file with every key, its default and what it does; "
+                                          "keys chosen with --from and --set are set, the rest commented out.")
+    _common(init, top=False)
+    init.add_argument("path", nargs="?", help="file to write (default: print it)")
+    init.add_argument("--from", dest="from_file", metavar="TOML",
+                      help="set the keys this TOML file sets (an older config, or the stand-in's lines)")
+    init.add_argument("--set", dest="assignments", metavar="SECTION.KEY=VALUE", action="append", default=[],
+                      help="set one key, typed as its environment variable would be (repeatable)")
+    init.add_argument("--force", action="store_true", help="replace PATH if it exists")
+    init.set_defaults(needs_config=False)
+    show = actions.add_parser("show", help="print the configuration in effect (file and environment), secrets "
+                                           "masked", description="Print the configuration in effect: defaults, "
+                                           "then the file, then the environment; secrets masked.")
+    _common(show, top=False)
+    show.add_argument("--json", action="store_true", help="print one JSON object")
+
     flags = command("flags", "list the open flags", _cmd_flags)
     flags.add_argument("--json", action="store_true", help="print one JSON array")
     flags.add_argument("--all", action="store_true", help="closed flags too")
@@ -78,7 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         _setup_logging(args.debug)
-        cfg = load_config(args.config)
+        # `config init` writes the file $TWITCHWATCH_CONFIG may name: it must not need it to exist.
+        cfg = load_config(args.config) if getattr(args, "needs_config", True) else None
         return int(args.func(args, cfg) or 0)
     except TwitchwatchError as exc:
         if debug:
@@ -179,6 +203,26 @@ def _cmd_check(args: argparse.Namespace, cfg: Config) -> int:
         _print_json(payload)
     else:
         print(_verdict_line(payload))
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace, cfg: Config | None) -> int:
+    from monitor import config_doc
+
+    if args.config_action == "show":
+        assert cfg is not None
+        print(config_doc.effective_json(cfg) if args.json else config_doc.effective_toml(cfg, os.environ), end="")
+        return 0
+    chosen = config_doc.chosen_values(Path(args.from_file) if args.from_file else None, args.assignments)
+    text = config_doc.example(chosen)
+    if args.path is None:
+        print(text, end="")
+        return 0
+    path = Path(args.path)
+    config_doc.write_file(path, text, private=config_doc.holds_secret(chosen), force=args.force)
+    count = sum(len(keys) for keys in chosen.values())
+    print(f"wrote {path} ({count} keys set, every other key commented out at its default); "
+          f"check it with: twitchwatch config show --config {shlex.quote(str(path))}")
     return 0
 
 
