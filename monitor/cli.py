@@ -21,6 +21,7 @@ from pathlib import Path
 from monitor import __version__
 from monitor.config import Config, load_config
 from monitor.errors import TwitchwatchError, UsageError
+from monitor.logs import FORMATS, setup_logging
 
 log = logging.getLogger("twitchwatch")
 
@@ -38,6 +39,9 @@ def _common(parser: argparse.ArgumentParser, top: bool) -> None:
     parser.add_argument("--config", metavar="PATH", default=default, help="TOML config file (else $TWITCHWATCH_CONFIG)")
     parser.add_argument("--debug", action="store_true", default=False if top else argparse.SUPPRESS,
                         help="debug logging and tracebacks")
+    parser.add_argument("--log-format", choices=FORMATS, default="auto" if top else argparse.SUPPRESS,
+                        help="stderr log lines: text (timestamped), journal (<priority> prefixes, no time), "
+                             "json (one object a line); auto: journal under systemd, else text")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in argv
     try:
         args = build_parser().parse_args(argv)
-        _setup_logging(args.debug)
+        setup_logging(args.debug, args.log_format)
         # `config init` writes the file $TWITCHWATCH_CONFIG may name: it must not need it to exist.
         cfg = load_config(args.config) if getattr(args, "needs_config", True) else None
         return int(args.func(args, cfg) or 0)
@@ -117,18 +121,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"twitchwatch: error: {type(exc).__name__}: {exc} (run with --debug for details)", file=sys.stderr)
         return 1
-
-
-def _setup_logging(debug: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if not debug:
-        # streamlink and urllib3 are chatty at INFO; their failures reach us as exceptions.
-        for name in ("streamlink", "urllib3", "apscheduler.executors", "alembic", "matplotlib"):
-            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _print_json(value: object) -> None:
