@@ -92,6 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     flags.add_argument("--json", action="store_true", help="print one JSON array")
     flags.add_argument("--all", action="store_true", help="closed flags too")
 
+    from monitor.doctor import CHECKS
+
+    doctor = command("doctor", "check that this host can run twitchwatch: one line per check, exit 1 if one fails",
+                     _cmd_doctor)
+    doctor.add_argument("--skip", action="append", default=[], choices=list(CHECKS), metavar="CHECK",
+                        help=f"leave a check out (repeatable): {', '.join(CHECKS)}")
+    doctor.add_argument("--json", action="store_true", help="print the findings as one JSON array")
+
     # Commands that need the trainer come from the `twitchwatch.commands` entry
     # points, so that monitor never imports trainer (the daemon runs without it).
     for entry in sorted(entry_points(group="twitchwatch.commands"), key=lambda e: e.name):
@@ -215,6 +223,21 @@ def _cmd_config(args: argparse.Namespace, cfg: Config | None) -> int:
     count = sum(len(keys) for keys in chosen.values())
     print(f"wrote {path} ({count} keys set, every other key commented out at its default); "
           f"check it with: twitchwatch config show --config {shlex.quote(str(path))}")
+    return 0
+
+
+def _cmd_doctor(args: argparse.Namespace, cfg: Config) -> int:
+    from monitor.doctor import FAIL, run_checks
+
+    findings = run_checks(cfg, skip=args.skip)
+    if args.json:
+        _print_json([f.to_json() for f in findings])
+    else:
+        for finding in findings:
+            print(finding.line(), flush=True)
+    failed = [f.name for f in findings if f.status == FAIL]
+    if failed:
+        raise TwitchwatchError(f"doctor: {len(failed)} of {len(findings)} checks failed: {', '.join(failed)}")
     return 0
 
 
