@@ -147,6 +147,8 @@ def unit_settings(path: Path) -> dict[str, list[str]]:
 def exported() -> dict[str, dict[str, set[str]]]:
     """Return {sample name: {label: values}} after every Metrics method ran once."""
     m = Metrics()
+    m.watch_categories(["509658"])
+    m.set_category_names({"509658": "Just Chatting"})
     for outcome in ("agree", "mismatch", "unsure", "offline", "error"):
         m.check_done("509658", outcome)
     for stage in ("capture", "decode", "inference"):
