@@ -240,6 +240,20 @@ def test_dashboard_panels_use_the_provisioned_datasource_uids():
     assert len(ids) == len(set(ids)), "panel ids must be unique"
 
 
+def test_no_provisioned_datasource_claims_to_be_the_default():
+    # Grafana refuses a second default datasource in an organisation: beside a host's own, a file
+    # with isDefault: true would fail to provision. The dashboard names its datasources by uid.
+    assert not re.search(r"^\s*isDefault:\s*true", DATASOURCES.read_text(), re.MULTILINE)
+
+
+def test_the_database_panels_say_they_need_postgresql():
+    sql_panels = dashboard_sql(dashboard())
+    assert sql_panels
+    for panel in panels(dashboard()):
+        if panel["title"] in sql_panels:
+            assert "Needs the PostgreSQL store" in panel["description"], panel["title"]
+
+
 def expand_grafana_macros(sql: str, start: datetime, end: datetime) -> str:
     """Expand the two PostgreSQL macros the dashboard uses, as Grafana does."""
     seconds = {"1h": 3600, "1d": 86400}
