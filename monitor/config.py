@@ -212,7 +212,8 @@ class TrainConfig(Section):
         "Share of training clips laid out anew as a stream (game scaled and moved, webcam, chat panel, "
         "tickers; posters and reaction windows in Just Chatting)."))
     learning_rate: float = Field(0.0003, description=(
-        "Peak AdamW learning rate (warm-up, then cosine decay); higher rates kill the units feeding the head from random init."))
+        "Peak AdamW learning rate (warm-up, then cosine decay); higher rates kill the units feeding "
+        "the head from random init."))
     seed: int = Field(0, description="Seed of weight init, augmentation and batch order.")
 
 

@@ -85,24 +85,26 @@ def test_no_active_model_says_what_to_run(healthy, tmp_path):
     assert status == FAIL and "run `twitchwatch train`" in detail
 
 
+def port_finding(sections: dict, port: int) -> tuple[str, str]:
+    sections["monitor"]["metrics_port"] = port
+    return findings(sections, skip=["credentials", "streamlink", "model"])["metrics-port"]
+
+
 def test_the_metrics_port_taken_by_another_program_fails_and_by_twitchwatch_passes(healthy):
     other = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)  # answers 501
-    thread = threading.Thread(target=other.serve_forever, daemon=True)
-    thread.start()
+    threading.Thread(target=other.serve_forever, daemon=True).start()
     try:
-        healthy["monitor"]["metrics_port"] = other.server_port
-        status, detail = findings(healthy, skip=["credentials", "streamlink", "model"])["metrics-port"]
-        assert status == FAIL and "in use by another program" in detail
+        status, detail = port_finding(healthy, other.server_port)
     finally:
         other.shutdown()
         other.server_close()
-    server = Metrics().serve("127.0.0.1", 0)
+    assert status == FAIL and "in use by another program" in detail
+    twitchwatch = Metrics().serve("127.0.0.1", 0)
     try:
-        healthy["monitor"]["metrics_port"] = server.port
-        status, detail = findings(healthy, skip=["credentials", "streamlink", "model"])["metrics-port"]
-        assert status == OK and "served by a running twitchwatch" in detail
+        assert port_finding(healthy, twitchwatch.port) == (OK, f"127.0.0.1:{twitchwatch.port} is served by a "
+                                                               "running twitchwatch")
     finally:
-        server.shutdown()
+        twitchwatch.shutdown()
 
 
 def test_free_space_is_weighed_against_the_retain_budget(healthy):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import time
@@ -39,9 +38,6 @@ def test_the_printed_lines_are_a_config_that_mints_a_token(tmp_path):
         assert lines["categories"]["watch"] == [c.id for c in small_scenario().categories]
         cfg = load_config(written, environ={})
         assert HelixClient(cfg.twitch).token()
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        proc.terminate()
+        proc.wait(timeout=20)

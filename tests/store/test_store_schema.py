@@ -40,12 +40,8 @@ def test_ensure_current_on_an_empty_database_says_to_run_db_upgrade(database_url
 
 def test_ensure_current_on_a_missing_sqlite_file_says_so_and_creates_nothing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    store = Store("sqlite:///twitchwatch.db")
-    try:
-        with pytest.raises(StoreError) as err:
-            store.ensure_current()
-    finally:
-        store.dispose()
+    with Store("sqlite:///twitchwatch.db") as store, pytest.raises(StoreError) as err:
+        store.ensure_current()
     assert str(err.value).startswith(f"no database at {tmp_path / 'twitchwatch.db'}: create it with "
                                      "`twitchwatch db upgrade`")
     assert list(tmp_path.iterdir()) == []
