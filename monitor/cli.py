@@ -11,13 +11,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
+from pathlib import Path
 
 from monitor import __version__
 from monitor.config import Config, load_config
 from monitor.errors import TwitchwatchError, UsageError
+from monitor.logs import FORMATS, setup_logging
 
 log = logging.getLogger("twitchwatch")
 
@@ -37,6 +41,9 @@ def _common(parser: argparse.ArgumentParser, top: bool) -> None:
     parser.add_argument("--config", metavar="PATH", default=default, help="TOML config file (else $TWITCHWATCH_CONFIG)")
     parser.add_argument("--debug", action="store_true", default=False if top else argparse.SUPPRESS,
                         help="debug logging and tracebacks")
+    parser.add_argument("--log-format", choices=FORMATS, default="auto" if top else argparse.SUPPRESS,
+                        help="stderr log lines: text (timestamped), journal (<priority> prefixes, no time), "
+                             "json (one object a line); auto: journal under systemd, else text")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,9 +75,37 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("login", help="the channel's login name")
     check.add_argument("--json", action="store_true", help="print the verdict as JSON")
 
+    config = command("config", "write a documented config file, or show the configuration in effect", _cmd_config)
+    actions = config.add_subparsers(dest="config_action", metavar="ACTION", parser_class=_Parser)
+    actions.required = True
+    init = actions.add_parser("init", help="write a TOML file with every key, its default and what it does",
+                              description="Write a TOML file with every key, its default and what it does; "
+                                          "keys chosen with --from and --set are set, the rest commented out.")
+    _common(init, top=False)
+    init.add_argument("path", nargs="?", help="file to write (default: print it)")
+    init.add_argument("--from", dest="from_file", metavar="TOML",
+                      help="set the keys this TOML file sets (an older config, or the stand-in's lines)")
+    init.add_argument("--set", dest="assignments", metavar="SECTION.KEY=VALUE", action="append", default=[],
+                      help="set one key, typed as its environment variable would be (repeatable)")
+    init.add_argument("--force", action="store_true", help="replace PATH if it exists")
+    init.set_defaults(needs_config=False)
+    show = actions.add_parser("show", help="print the configuration in effect (file and environment), secrets "
+                                           "masked", description="Print the configuration in effect: defaults, "
+                                           "then the file, then the environment; secrets masked.")
+    _common(show, top=False)
+    show.add_argument("--json", action="store_true", help="print one JSON object")
+
     flags = command("flags", "list the open flags", _cmd_flags)
     flags.add_argument("--json", action="store_true", help="print one JSON array")
     flags.add_argument("--all", action="store_true", help="closed flags too")
+
+    from monitor.doctor import CHECKS
+
+    doctor = command("doctor", "check that this host can run twitchwatch: one line per check, exit 1 if one fails",
+                     _cmd_doctor)
+    doctor.add_argument("--skip", action="append", default=[], choices=list(CHECKS), metavar="CHECK",
+                        help=f"leave a check out (repeatable): {', '.join(CHECKS)}")
+    doctor.add_argument("--json", action="store_true", help="print the findings as one JSON array")
 
     # Commands that need the trainer come from the `twitchwatch.commands` entry
     # points, so that monitor never imports trainer (the daemon runs without it).
@@ -84,8 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in argv
     try:
         args = build_parser().parse_args(argv)
-        _setup_logging(args.debug)
-        cfg = load_config(args.config)
+        setup_logging(args.debug, args.log_format)
+        # `config init` writes the file $TWITCHWATCH_CONFIG may name: it must not need it to exist.
+        cfg = load_config(args.config) if getattr(args, "needs_config", True) else None
         return int(args.func(args, cfg) or 0)
     except TwitchwatchError as exc:
         if debug:
@@ -100,18 +136,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"twitchwatch: error: {type(exc).__name__}: {exc} (run with --debug for details)", file=sys.stderr)
         return 1
-
-
-def _setup_logging(debug: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if not debug:
-        # streamlink and urllib3 are chatty at INFO; their failures reach us as exceptions.
-        for name in ("streamlink", "urllib3", "apscheduler.executors", "alembic", "matplotlib", "procrastinate"):
-            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _print_json(value: object) -> None:
@@ -219,6 +243,41 @@ def _cmd_check(args: argparse.Namespace, cfg: Config) -> int:
         _print_json(payload)
     else:
         print(_verdict_line(payload))
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace, cfg: Config | None) -> int:
+    from monitor import config_doc
+
+    if args.config_action == "show":
+        assert cfg is not None
+        print(config_doc.effective_json(cfg) if args.json else config_doc.effective_toml(cfg, os.environ), end="")
+        return 0
+    chosen = config_doc.chosen_values(Path(args.from_file) if args.from_file else None, args.assignments)
+    text = config_doc.example(chosen)
+    if args.path is None:
+        print(text, end="")
+        return 0
+    path = Path(args.path)
+    config_doc.write_file(path, text, private=config_doc.holds_secret(chosen), force=args.force)
+    count = sum(len(keys) for keys in chosen.values())
+    print(f"wrote {path} ({count} keys set, every other key commented out at its default); "
+          f"check it with: twitchwatch config show --config {shlex.quote(str(path))}")
+    return 0
+
+
+def _cmd_doctor(args: argparse.Namespace, cfg: Config) -> int:
+    from monitor.doctor import FAIL, run_checks
+
+    findings = run_checks(cfg, skip=args.skip)
+    if args.json:
+        _print_json([f.to_json() for f in findings])
+    else:
+        for finding in findings:
+            print(finding.line(), flush=True)
+    failed = [f.name for f in findings if f.status == FAIL]
+    if failed:
+        raise TwitchwatchError(f"doctor: {len(failed)} of {len(findings)} checks failed: {', '.join(failed)}")
     return 0
 
 

@@ -12,7 +12,10 @@ file through pydantic-settings' `TomlConfigSettingsSource`, the environment
 through `EnvironmentSource` below, which reads the mapping `load_config` is
 given and types each string by its section's model. Every section is a
 frozen, strict pydantic model: its `Field` constraints and validators are
-the range checks, `extra="forbid"` rejects unknown keys.
+the range checks, `extra="forbid"` rejects unknown keys. Every key documents
+itself: its Field's `description` (and its section's docstring) is what
+`twitchwatch config init` writes beside it (monitor/config_doc.py); a key
+without one fails tests/test_config_doc.py.
 
 Unknown sections or keys, wrong types and malformed files raise ConfigError
 naming the key (and the variable, for a value from the environment), never
@@ -78,13 +81,18 @@ class Section(BaseModel):
 
 
 class TwitchConfig(Section):
-    client_id: str = ""
-    client_secret: SecretStr = SecretStr("")
-    helix_url: str = "https://api.twitch.tv/helix"
-    auth_url: str = "https://id.twitch.tv/oauth2"
-    stream_url: str = "https://www.twitch.tv/{user_login}"
-    request_timeout_seconds: float = 10.0
-    max_pages: Positive = 10
+    """Twitch app credentials (client-credentials flow) and where Helix, OAuth and the video are."""
+
+    client_id: str = Field("", description="Client id of your Twitch app (dev.twitch.tv console).")
+    client_secret: SecretStr = Field(SecretStr(""), description=(
+        "Client secret of that app. Prefer the TWITCH_CLIENT_SECRET environment variable."))
+    helix_url: str = Field("https://api.twitch.tv/helix", description="Base URL of the Helix API.")
+    auth_url: str = Field("https://id.twitch.tv/oauth2", description="Base URL of OAuth's /token and /validate.")
+    stream_url: str = Field("https://www.twitch.tv/{user_login}", description=(
+        "URL handed to streamlink for a live channel; {user_login} is replaced by the channel's login."))
+    request_timeout_seconds: float = Field(10.0, description="Timeout of one Helix or OAuth request, in seconds.")
+    max_pages: Positive = Field(10, description=(
+        "Most pages followed in one Helix listing (listings shift while paged; this bounds the walk)."))
 
     @field_validator("stream_url")
     @classmethod
@@ -95,8 +103,13 @@ class TwitchConfig(Section):
 
 
 class CategoriesConfig(Section):
-    watch: tuple[str, ...] = Field(REPORT_CATEGORIES, min_length=1)
-    chatting: str = "509658"
+    """The Twitch categories (game ids) to watch."""
+
+    watch: tuple[str, ...] = Field(REPORT_CATEGORIES, min_length=1, description=(
+        "Category ids whose top live streams are checked, and the classes a new model learns "
+        "(default: the report's 8)."))
+    chatting: str = Field("509658", description=(
+        'The non-game category ("Just Chatting"): a stream declaring it but showing a game is flagged.'))
 
     @field_validator("watch", mode="before")
     @classmethod
@@ -124,34 +137,43 @@ class CategoriesConfig(Section):
 
 
 class MonitorConfig(Section):
-    interval_seconds: Positive = 300
-    streams_per_category: Positive = 20
-    capture_seconds: Positive = 12
-    # K and n a new model is trained, tested and then served at; a registered model is always
-    # served at its own card's K and n, whatever these say.
-    segments: Positive = DEFAULT_SEGMENTS
-    frames_per_segment: Positive = DEFAULT_FRAMES_PER_SEGMENT
-    confirmations: Positive = 2
-    metrics_addr: str = "127.0.0.1"
-    metrics_port: int = Field(9464, ge=0, le=65535)
-    # A class named below this probability is "unsure": it neither opens nor closes a flag.
-    # 0: the active model's own threshold, chosen on validation and kept in its card
-    # (monitor.verdict.Thresholds; a card without one gets the documented default 0.6).
-    min_confidence: Fraction = 0.0
-    # Fewer decodable frames than this fraction of K*n gives no verdict.
-    min_frame_fraction: Fraction = 0.5
-    # Captures are I/O bound: several run at once; decode+inference are bounded to the cores.
-    capture_workers: Positive = 4
-    # Hard wall-clock cap on one capture; streamlink reads block during ads.
-    capture_timeout_seconds: PositiveSeconds = 45.0
-    stop_timeout_seconds: float = 60.0
+    """The daemon: how often and how much it checks, when it flags, where its metrics are served."""
+
+    interval_seconds: Positive = Field(300, description="Seconds between the starts of two poll cycles.")
+    streams_per_category: Positive = Field(20, description="Top-N live streams checked per category per cycle.")
+    capture_seconds: Positive = Field(12, description="Seconds of live video captured per check.")
+    segments: Positive = Field(DEFAULT_SEGMENTS, description=(
+        "K: temporal segments per clip (TSN) a new model is trained and tested at; a registered model "
+        "is always served at the K of its own card."))
+    frames_per_segment: Positive = Field(DEFAULT_FRAMES_PER_SEGMENT, description=(
+        "n: frames sampled from each segment, for a new model (a registered one uses its card's n)."))
+    confirmations: Positive = Field(2, description="Consecutive mismatching checks before a flag opens.")
+    metrics_addr: str = Field("127.0.0.1", description="Address the Prometheus metrics are served on.")
+    metrics_port: int = Field(9464, ge=0, le=65535, description=(
+        "Port of the metrics (GET /metrics); 0 picks a free one."))
+    min_confidence: Fraction = Field(0.0, description=(
+        'A class named below this probability is "unsure": it neither opens nor closes a flag. 0: the '
+        "active model's own threshold, chosen on validation and kept in its card (0.6 for a card without one)."))
+    min_frame_fraction: Fraction = Field(0.5, description=(
+        "Fewer decodable frames than this fraction of K*n gives no verdict."))
+    capture_workers: Positive = Field(4, description=(
+        "Captures run at once (they wait on the network; decoding and inference are bounded to the cores)."))
+    capture_timeout_seconds: PositiveSeconds = Field(45.0, description=(
+        "Hard wall-clock cap on one capture, in seconds: streamlink reads block during ads."))
+    stop_timeout_seconds: float = Field(60.0, description=(
+        "On SIGTERM, seconds the running cycle gets to finish; keep it below the unit's TimeoutStopSec=."))
 
 
 class StorageConfig(Section):
+    """Where observations, flags, the dataset, captures and models are kept."""
+
     # A str, not a SecretStr: every store takes the URL itself; its password is kept out of
     # reprs (repr=False) and messages (SECRET_KEYS), and Store logs it masked.
-    database_url: str = Field("sqlite:///twitchwatch.db", repr=False)
-    data_dir: str = "twitchwatch-data"
+    database_url: str = Field("sqlite:///twitchwatch.db", repr=False, description=(
+        "sqlite:///PATH (relative to the working directory) or postgresql+psycopg://USER:PASSWORD@HOST/DB; "
+        "put a URL with a password in TWITCHWATCH_STORAGE__DATABASE_URL."))
+    data_dir: str = Field("twitchwatch-data", description=(
+        "Directory of the dataset, retained frames and registered models (relative to the working directory)."))
 
     @field_validator("database_url")
     @classmethod
@@ -162,65 +184,80 @@ class StorageConfig(Section):
 
 
 class ModelConfig(Section):
-    arch: Literal["squeezenet1_0", "squeezenet1_1"] = "squeezenet1_1"
-    pretrained: str = "imagenet"
+    """The classifier a new model is built as."""
+
+    arch: Literal["squeezenet1_0", "squeezenet1_1"] = Field("squeezenet1_1", description=(
+        "SqueezeNet variant (1.0 is the report's; 1.1 is as accurate with less computation)."))
+    pretrained: str = Field("imagenet", description=(
+        "Starting weights of a new model: \"imagenet\" (torchvision's ImageNet weights, downloaded once "
+        "into the torch cache), \"none\" (random), or a path to a weights file."))
 
 
 class DatasetConfig(Section):
-    streamers_per_category: Positive = 10
-    clips_per_channel: Positive = 2
-    clip_window_days: int = 30
-    test_fraction: float = Field(0.25, gt=0, lt=1)
-    seed: int = 20200220
+    """`twitchwatch dataset build`: the report's step 1, clips of the top channels per category."""
+
+    streamers_per_category: Positive = Field(10, description="Top live channels per category whose clips are taken.")
+    clips_per_channel: Positive = Field(2, description="Clips taken per channel.")
+    clip_window_days: int = Field(30, description="Clips created in the last this many days.")
+    test_fraction: float = Field(0.25, gt=0, lt=1, description=(
+        "Share of each category's channels frozen into the test set at the first build (by channel, never by clip)."))
+    seed: int = Field(20200220, description="Seed of the train/test split.")
 
 
 class TrainConfig(Section):
-    epochs: Positive = 30
-    # Frames per optimiser step (whole clips: at least one clip of K x train.frames_per_segment
-    # frames); several clips a step, or two classes can stay merged (docs/training-notes.md).
-    batch_size: Positive = 24
-    # Frames taken from each of the K segments of a training clip per step. TSN trains on one
-    # snippet per segment (inference still takes the model's n): more epochs in the same time.
-    frames_per_segment: Positive = 1
-    # Share of training frames with one random box painted over, as a channel's overlay would
-    # (trainer/augment.py); hurts on tiny datasets.
-    erase_probability: Fraction = 0.5
-    # Share of training clips laid out anew as a stream (game scaled and moved, webcam, chat
-    # panel, tickers; posters and reaction windows in Just Chatting): trainer/layouts.py.
-    layout_probability: Fraction = 0.8
-    # Clips drawn per epoch (class-balanced, each freshly sampled, laid out and augmented);
-    # 0: one pass over the training clips. A fixed count keeps an epoch's cost, and what
-    # `--epochs N` means, the same whatever the dataset's size.
-    clips_per_epoch: int = Field(384, ge=0)
-    # Higher rates kill the units feeding the head from random init (docs/training-notes.md).
-    learning_rate: float = 0.0003
-    seed: int = 0
+    """`twitchwatch train` and `retrain`: the report's step 2 (docs/training-notes.md has the measurements)."""
+
+    epochs: Positive = Field(30, description="Most training epochs (the best validation epoch is kept).")
+    batch_size: Positive = Field(24, description=(
+        "Frames per optimiser step, in whole clips (at least one clip of K x train.frames_per_segment "
+        "frames); several clips a step, or two classes can stay merged."))
+    frames_per_segment: Positive = Field(1, description=(
+        "Frames taken from each of the K segments of a training clip per step (TSN trains on one "
+        "snippet per segment; inference still takes the model's n)."))
+    erase_probability: Fraction = Field(0.5, description=(
+        "Share of training frames with one random box painted over, as a channel's overlay would; "
+        "hurts on tiny datasets."))
+    layout_probability: Fraction = Field(0.8, description=(
+        "Share of training clips laid out anew as a stream (game scaled and moved, webcam, chat panel, "
+        "tickers; posters and reaction windows in Just Chatting)."))
+    clips_per_epoch: int = Field(384, ge=0, description=(
+        "Clips drawn per epoch, class-balanced, each freshly sampled, laid out and augmented; 0: one pass "
+        "over the training clips. A fixed count keeps what --epochs N costs whatever the dataset's size."))
+    learning_rate: float = Field(0.0003, description=(
+        "Peak AdamW learning rate (warm-up, then cosine decay); higher rates kill the units feeding "
+        "the head from random init."))
+    seed: int = Field(0, description="Seed of weight init, augmentation and batch order.")
 
 
 class RetainConfig(Section):
-    # Frames of agreeing checks grow the training set; mismatches go to a review queue.
-    enabled: bool = True
-    # The loader holds retained frames in memory for retraining (~150 kB a frame):
-    # 400 MB of PNGs is about 3 GB of frames.
-    max_bytes: Bytes = 400_000_000
-    review_max_bytes: Bytes = 200_000_000
-    min_confidence: Fraction = 0.0
+    """Frames of agreeing checks grow the training set; mismatches go to a review queue, never to training."""
+
+    enabled: bool = Field(True, description="Keep checked frames at all.")
+    max_bytes: Bytes = Field(400_000_000, description=(
+        "Cap on data_dir/live/ (training frames); the oldest go first. Retraining holds them in memory "
+        "(~150 kB a frame): 400 MB of PNGs is about 3 GB of frames."))
+    review_max_bytes: Bytes = Field(200_000_000, description="Cap on data_dir/review/ (mismatches awaiting a human).")
+    min_confidence: Fraction = Field(0.0, description=(
+        "Keep only checks at least this confident, on top of the verdict's own threshold."))
 
 
 class NotifyConfig(Section):
-    webhook_url: SecretStr = SecretStr("")  # its path often carries a token
+    """Optional webhook on flag open and close."""
+
+    webhook_url: SecretStr = Field(SecretStr(""), description=(
+        "URL POSTed a JSON body when a flag opens or closes; empty: none. Its path often carries a token: "
+        "prefer TWITCHWATCH_NOTIFY__WEBHOOK_URL."))
 
 
 class QueueConfig(Section):
     """The check queue of `run --role scheduler|worker` (PostgreSQL, procrastinate)."""
 
-    # A worker records that it is alive this often.
-    heartbeat_seconds: PositiveSeconds = 10.0
-    # A check whose worker has not recorded it is alive for this long (killed, frozen, cut off)
-    # goes back to the queue for another worker. At least twice heartbeat_seconds.
-    stalled_seconds: PositiveSeconds = 60.0
-    # A standby scheduler tries to take over this often; the active one hands stalled checks out.
-    failover_seconds: PositiveSeconds = 5.0
+    heartbeat_seconds: PositiveSeconds = Field(10.0, description="A worker records that it is alive this often.")
+    stalled_seconds: PositiveSeconds = Field(60.0, description=(
+        "A check whose worker has not recorded it is alive for this long (killed, frozen, cut off) goes back "
+        "to the queue for another worker; at least twice queue.heartbeat_seconds."))
+    failover_seconds: PositiveSeconds = Field(5.0, description=(
+        "A standby scheduler tries to take over this often; the active one hands stalled checks out."))
 
     @field_validator("stalled_seconds")
     @classmethod
@@ -326,6 +363,11 @@ class EnvironmentSource(PydanticBaseSettingsSource):
                 raise ConfigError(f"environment variable {var} (config key {section}.{key}) {_reason(error)}") from None
             typed[section] = {key: getattr(parsed, key) for key in values}
         return typed
+
+    def variables(self) -> dict[tuple[str, str], str]:
+        """Return {(section, key): variable} of the keys the environment sets."""
+        _, variables = self._strings()
+        return {(section, key): var for section, keys in variables.items() for key, var in keys.items()}
 
     def _strings(self) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
         """Return {section: {key: text}} and {section: {key: variable}}; later variables win."""

@@ -47,6 +47,7 @@ class Runtime:
     def __init__(self, cfg: Config, metrics: Metrics | None = None):
         self.cfg = cfg
         self.metrics = metrics or Metrics()
+        self.metrics.watch_categories(cfg.categories.watch)
         self.store = Store(cfg.storage.database_url)
         self.store.ensure_current()
         self.helix = HelixClient(cfg.twitch, on_request=self.metrics.helix_request)
@@ -100,6 +101,7 @@ class Runtime:
             if missing:
                 log.warning("watched categories unknown to Twitch: %s", ", ".join(missing))
             self.store.upsert_categories(self._category_names)
+            self.metrics.set_category_names(self._category_names)
         return self._category_names
 
     def notify_flag(self, event: FlagEvent | None) -> None:

@@ -12,19 +12,23 @@ outcome, endpoint, status, stage, kind, action, reason), never a channel:
 per-channel detail lives in the database, which Grafana queries directly.
 Each Metrics object owns its CollectorRegistry, so tests and several
 runtimes in one process never share or collide on the global one.
+
+Every labelled counter whose label values are known starts at 0 for each of
+them (outcomes, close reasons, endpoints, results, and the watched categories
+once `watch_categories` names them), so that `increase()` and `rate()` see
+the first failure instead of a series that appears with it.
+`twitchwatch_category_info{category,name}` maps category ids to names for
+dashboards. The exporter is prometheus-client's own `start_http_server`.
 """
 
 from __future__ import annotations
 
 import platform
-import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import (
     CollectorRegistry,
@@ -33,16 +37,23 @@ from prometheus_client import (
     Histogram,
     Info,
     ProcessCollector,
-    make_wsgi_app,
+    start_http_server,
 )
 
 from monitor import __version__
-from monitor.verdict import Outcome
+from monitor.verdict import CLOSE_REASONS, Outcome
 
 DOWNLOAD_KINDS = ("video", "thumbnail")
 FLAG_ACTIONS = ("open", "close")
 ENQUEUE_RESULTS = ("queued", "already_queued", "running")  # monitor.checkqueue.EnqueueReport
 QUEUE_STATUSES = ("todo", "doing")
+CYCLE_RESULTS = ("ok", "failed")
+WEBHOOK_RESULTS = ("ok", "failed", "dropped")
+RETAIN_AREAS = ("live", "review")
+# What the daemon asks Helix (monitor.helix), and the answers that alerts and the client tell apart:
+# 0 no answer, 200, 401 a token to mint again, 429 the rate limit, 5xx Twitch's trouble.
+HELIX_ENDPOINTS = ("token", "streams", "users", "games")
+HELIX_STATUSES = ("0", "200", "401", "429", "500", "503")
 
 # Buckets per stage, around what each stage costs: a capture is about
 # monitor.capture_seconds (12 s) and is capped by capture_timeout_seconds (45 s);
@@ -157,6 +168,50 @@ class Metrics:
             "twitchwatch_webhook_deliveries", "Flag webhook deliveries by result (ok, failed, dropped).",
             ["result"], registry=r,
         )
+        self._category = Info(
+            "twitchwatch_category", "Name of each watched category (its Twitch name, else its id).", ["category"],
+            registry=r,
+        )
+        self._category_names: dict[str, str] = {}
+        for endpoint in HELIX_ENDPOINTS:
+            for status in HELIX_STATUSES:
+                self._helix_requests.labels(endpoint=endpoint, status=status)
+        for kind in DOWNLOAD_KINDS:
+            self._bytes.labels(kind=kind)
+        for result in CYCLE_RESULTS:
+            self._cycles.labels(result=result)
+        for area in RETAIN_AREAS:
+            self._retention_errors.labels(area=area)
+        for result in WEBHOOK_RESULTS:
+            self._webhook.labels(result=result)
+
+    # -- what is known before anything happens ----------------------------------
+
+    def watch_categories(self, categories: Iterable[str]) -> None:
+        """Start the per-category series at 0 for each watched category, named by its id until renamed."""
+        with self._lock:
+            for category in categories:
+                for outcome in Outcome:
+                    self._checks.labels(category=category, outcome=outcome.value)
+                self._flag_events.labels(action="open", category=category, reason="")
+                for reason in CLOSE_REASONS:
+                    self._flag_events.labels(action="close", category=category, reason=reason)
+                if category not in self._open_flag_categories:
+                    self._open_flags.labels(category=category).set(0)
+                    self._open_flag_categories.add(category)
+                if category not in self._category_names:
+                    self._set_category_name(category, category)
+
+    def set_category_names(self, names: Mapping[str, str]) -> None:
+        """Export the Twitch names of categories, as `twitchwatch_category_info{category,name}`."""
+        with self._lock:
+            for category, name in names.items():
+                self._set_category_name(category, name)
+
+    def _set_category_name(self, category: str, name: str) -> None:
+        if self._category_names.get(category) != name:
+            self._category.labels(category=category).info({"name": name})
+            self._category_names[category] = name
 
     # -- what a check and a cycle report ------------------------------------
 
@@ -290,28 +345,13 @@ class Metrics:
         return MetricsServer(self.registry, addr, port)
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # one line per scrape every 15 s would drown the journal
-
-
-class _Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
 class MetricsServer:
-    """The HTTP exporter: `port` is the bound port, `shutdown()` stops it."""
+    """The exporter (prometheus-client's start_http_server): `port` is the bound port, `shutdown()` stops it."""
 
     def __init__(self, registry: CollectorRegistry, addr: str, port: int):
-        family = socket.getaddrinfo(addr, port, type=socket.SOCK_STREAM)[0][0]
-        server_class = type("_Server", (_Server,), {"address_family": family})
-        self._httpd = make_server(addr, port, make_wsgi_app(registry), server_class, handler_class=_QuietHandler)
+        self._httpd, self._thread = start_http_server(port, addr, registry)
         self.addr = addr
         self.port = int(self._httpd.server_port)
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="metrics-http", daemon=True
-        )
-        self._thread.start()
 
     def shutdown(self) -> None:
         """Stop serving and release the port."""

@@ -54,3 +54,11 @@ def test_unreachable_helix_exits_1_with_one_clear_line(tmp_path):
     assert "cannot reach Twitch at http://127.0.0.1:9" in lines[0]
     assert "topsecret" not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_flags_with_no_config_and_no_database_says_so_and_creates_nothing(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli("flags")
+    assert code == 1 and out == ""
+    assert f"no database at {tmp_path / 'twitchwatch.db'}: create it with `twitchwatch db upgrade`" in err
+    assert list(tmp_path.iterdir()) == []

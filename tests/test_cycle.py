@@ -133,7 +133,7 @@ def test_a_category_whose_listing_fails_is_reported_and_the_others_are_still_che
     assert check.checked == ["dan"] and summary["completed"] == 1
     assert summary["categories_failed"] == [CHAT]
     assert sample(rt, "twitchwatch_cycles_total", result="failed") == 1
-    assert sample(rt, "twitchwatch_cycles_total", result="ok") is None
+    assert sample(rt, "twitchwatch_cycles_total", result="ok") == 0  # primed at 0, not counted
 
 
 def test_checks_not_started_when_the_stop_comes_are_abandoned_without_a_check():

@@ -145,7 +145,46 @@ def test_no_label_is_a_channel():
     m.flag_event("open", "509658")
     names = {name for k in samples(m) for name, _ in k[1]}
     assert names <= {"category", "outcome", "endpoint", "status", "kind", "action", "reason", "result",
-                     "le", "version", "python_version", "id", "arch", "classes"}
+                     "le", "version", "python_version", "id", "arch", "classes", "area", "name"}
+
+
+def test_known_label_values_start_at_0_so_increase_sees_the_first_failure():
+    m = Metrics()
+    m.watch_categories(["509658", "21779"])
+    for category in ("509658", "21779"):
+        for outcome in ("agree", "mismatch", "unsure", "offline", "error"):
+            assert value(m, "twitchwatch_checks_total", category=category, outcome=outcome) == 0
+        assert value(m, "twitchwatch_flag_events_total", action="open", category=category, reason="") == 0
+        for reason in ("agrees", "left_category", "offline"):
+            assert value(m, "twitchwatch_flag_events_total", action="close", category=category, reason=reason) == 0
+        assert value(m, "twitchwatch_open_flags", category=category) == 0
+    for endpoint in ("token", "streams", "users", "games"):
+        for status in ("0", "200", "401", "429", "500", "503"):
+            assert value(m, "twitchwatch_helix_requests_total", endpoint=endpoint, status=status) == 0
+    assert value(m, "twitchwatch_cycles_total", result="failed") == 0
+    assert value(m, "twitchwatch_webhook_deliveries_total", result="dropped") == 0
+    assert value(m, "twitchwatch_retention_errors_total", area="review") == 0
+    assert value(m, "twitchwatch_downloaded_bytes_total", kind="thumbnail") == 0
+    # Priming adds series; it never resets one that already counted.
+    m.check_done("509658", "error")
+    m.watch_categories(["509658"])
+    assert value(m, "twitchwatch_checks_total", category="509658", outcome="error") == 1
+    assert m.checks_recorded() == 1
+
+
+def test_category_info_names_each_watched_category_and_a_new_name_replaces_the_old():
+    m = Metrics()
+    m.watch_categories(["509658", "999"])
+
+    def infos() -> set[tuple[str, str]]:
+        return {(dict(k[1])["category"], dict(k[1])["name"]) for k in samples(m)
+                if k[0] == "twitchwatch_category_info"}
+
+    assert infos() == {("509658", "509658"), ("999", "999")}  # an id until Helix names it
+    m.set_category_names({"509658": "Just Chatting"})
+    assert infos() == {("509658", "Just Chatting"), ("999", "999")}
+    m.watch_categories(["509658"])  # a reload keeps the name it has
+    assert ("509658", "Just Chatting") in infos()
 
 
 def test_activity_moves_with_checks_and_helix_answers():

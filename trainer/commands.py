@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+import logging
 from collections.abc import Callable
 
 from monitor.config import Config
@@ -70,8 +70,7 @@ def _cmd_train(args: argparse.Namespace, cfg: Config) -> int:
     _check_epochs("train", args.epochs)
     if args.max_minutes is not None and args.max_minutes <= 0:
         raise UsageError("twitchwatch train: --max-minutes must be positive")
-    # With --json, stdout carries only the JSON; progress goes to stderr (journald keeps both).
-    say = _stderr if args.json else print
+    say = _progress("train") if args.json else print
     max_seconds = args.max_minutes * 60 if args.max_minutes else None
     spec = TrainingSpec.from_config(cfg, epochs=args.epochs, max_seconds=max_seconds)
     result = train_and_register(cfg, spec, say=say)
@@ -88,7 +87,7 @@ def _cmd_experiment(args: argparse.Namespace, cfg: Config) -> int:
     minutes = args.max_minutes_per_setting
     if minutes is not None and not minutes > 0:
         raise UsageError("twitchwatch experiment: --max-minutes-per-setting must be positive")
-    say = (lambda line: None) if args.json else print
+    say = _progress("experiment") if args.json else print
     report = run_experiment(cfg, epochs=args.epochs, max_seconds_per_setting=minutes and minutes * 60, say=say)
     print(json.dumps(report.to_json(), indent=2) if args.json else report.table())
     return 0
@@ -99,7 +98,7 @@ def _cmd_retrain(args: argparse.Namespace, cfg: Config) -> int:
     from trainer.retrain import retrain
 
     _check_epochs("retrain", args.epochs)
-    say = (lambda line: None) if args.json else print
+    say = _progress("retrain") if args.json else print
     result = retrain(cfg, epochs=args.epochs, say=say)
     if args.json:
         print(json.dumps(result, indent=2))
@@ -147,5 +146,6 @@ def _single_process_only(command: str) -> None:
     single_process_only(command)
 
 
-def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+def _progress(command: str) -> Callable[[str], None]:
+    """Return where --json sends progress: INFO log lines on stderr, in --log-format; stdout keeps only the JSON."""
+    return logging.getLogger(f"trainer.{command}").info

@@ -18,12 +18,16 @@ from pathlib import Path
 
 from monitor.config import Config, replace
 from monitor.cycle import Runtime, run_cycle
+from monitor.errors import UsageError
 from monitor.helix import HelixClient
 from monitor.sim import Scenario, StandIn, load_scenario
 from monitor.store import Store
 from trainer.dataset import build_dataset
 from trainer.pipeline import train_and_register
 from trainer.train import TrainingSpec
+
+WORKDIR_MARK = ".twitchwatch-demo"
+INSPECT_CONFIG_HEADER = "# Written by `twitchwatch demo`"
 
 
 class _Say:
@@ -65,7 +69,7 @@ def run_demo(cfg: Config, *, scenario: str = "small", workdir: str = "twitchwatc
     say = _Say()
     chosen = load_scenario(scenario)
     work = Path(workdir).resolve()
-    _fresh_workdir(work)
+    prepare_workdir(work)
     say(f"scenario {scenario!r}: {len(chosen.categories)} categories, {len(chosen.channels)} channels; "
         f"work directory {work}")
     with StandIn(chosen) as sim:
@@ -115,7 +119,7 @@ def write_inspect_config(cfg: Config, path: Path) -> Path:
     """
     watch = ", ".join(json.dumps(gid) for gid in cfg.categories.watch)
     path.write_text(
-        "# Written by `twitchwatch demo`: its database, models and dataset, to look at after the demo.\n"
+        f"{INSPECT_CONFIG_HEADER}: its database, models and dataset, to look at after the demo.\n"
         "[storage]\n"
         f"database_url = {json.dumps(cfg.storage.database_url)}\n"
         f"data_dir = {json.dumps(cfg.storage.data_dir)}\n\n"
@@ -156,12 +160,36 @@ def _name(scenario: Scenario, game_id: str | None) -> str:
     return next((c.name for c in scenario.categories if c.id == game_id), str(game_id))
 
 
-def _fresh_workdir(work: Path) -> None:
-    """Start from an empty database and data dir; the stand-in's video cache is kept elsewhere."""
+def prepare_workdir(work: Path) -> None:
+    """Make `work` the demo's: create it, or reuse one it made, starting from an empty database and data dir.
+
+    A directory that holds anything and was not made by the demo is refused
+    (UsageError) and left as it is: the demo deletes `twitchwatch.db` and
+    `data/` in its work directory. The demo marks the directories it makes
+    with WORKDIR_MARK; an older demo's are known by the config it left. The
+    stand-in's video cache is kept elsewhere.
+    """
+    if work.exists() and not work.is_dir():
+        raise UsageError(f"twitchwatch demo: --workdir {work} is a file, not a directory")
+    if work.is_dir() and any(work.iterdir()) and not _made_by_demo(work):
+        raise UsageError(f"twitchwatch demo: --workdir {work} is not empty and was not made by the demo, which "
+                         "deletes twitchwatch.db and data/ in its work directory: name a new or empty directory")
+    work.mkdir(parents=True, exist_ok=True)
+    (work / WORKDIR_MARK).write_text(
+        "Made by `twitchwatch demo`. Running the demo again with this --workdir deletes twitchwatch.db and\n"
+        "data/ here and starts over.\n", encoding="utf-8")
     for name in ("twitchwatch.db", "twitchwatch.db-wal", "twitchwatch.db-shm"):
         (work / name).unlink(missing_ok=True)
     shutil.rmtree(work / "data", ignore_errors=True)
-    work.mkdir(parents=True, exist_ok=True)
+
+
+def _made_by_demo(work: Path) -> bool:
+    if (work / WORKDIR_MARK).is_file():
+        return True
+    try:
+        return (work / "twitchwatch.toml").read_text(encoding="utf-8").startswith(INSPECT_CONFIG_HEADER)
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 if __name__ == "__main__":  # pragma: no cover

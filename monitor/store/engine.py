@@ -14,6 +14,7 @@ PostgreSQL: psycopg 3, pool_pre_ping so a restarted server costs no error.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -46,6 +47,20 @@ def safe_url(url: str | URL) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
         return "<invalid URL>"
+
+
+def missing_sqlite_file(url: URL) -> Path | None:
+    """Return the file of a file-backed SQLite URL that does not exist in an existing folder.
+
+    Connecting would create it empty. (In a missing folder it cannot be created at all, and
+    connecting says so.)
+    """
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    if url.database.startswith("file:"):  # a URI filename: SQLite's own rules, not a plain path
+        return None
+    path = Path(url.database).expanduser().resolve()
+    return path if path.parent.is_dir() and not path.exists() else None
 
 
 def make_engine(

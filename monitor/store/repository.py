@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from monitor.errors import StoreError
 from monitor.record import CheckRecord, iso
 from monitor.store import migrate
-from monitor.store.engine import make_engine, normalize_url, safe_url
+from monitor.store.engine import make_engine, missing_sqlite_file, normalize_url, safe_url
 from monitor.store.models import CHANNEL_FIELDS, CLOSED, OPEN, Category, Channel, Flag, Observation
 from monitor.verdict import GAMEPLAY, ChannelState, Outcome, Transition, step
 
@@ -80,7 +80,11 @@ class Store:
             raise StoreError(f"cannot upgrade the database at {safe_url(self.url)}: {_reason(exc)}") from None
 
     def ensure_current(self) -> None:
-        """Raise StoreError unless the database is reachable and at the current schema."""
+        """Raise StoreError unless the database exists, is reachable and is at the current schema."""
+        missing = missing_sqlite_file(self.url)
+        if missing is not None:  # checked before connecting, which would leave an empty file behind
+            raise StoreError(f"no database at {missing}: create it with `twitchwatch db upgrade` (with the same "
+                             "--config), or point storage.database_url at an existing one")
         try:
             current = migrate.current_revisions(self.engine)
         except SQLAlchemyError as exc:

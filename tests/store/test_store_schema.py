@@ -28,6 +28,8 @@ def schema_differences(store: Store) -> list:
 
 
 def test_ensure_current_on_an_empty_database_says_to_run_db_upgrade(database_url):
+    if database_url.startswith("sqlite:///"):
+        Path(database_url.removeprefix("sqlite:///")).touch()  # an empty SQLite database is an empty file
     store = Store(database_url)
     try:
         with pytest.raises(StoreError) as err:
@@ -35,6 +37,15 @@ def test_ensure_current_on_an_empty_database_says_to_run_db_upgrade(database_url
         assert str(err.value) == "database is not at the current schema: run `twitchwatch db upgrade`"
     finally:
         store.dispose()
+
+
+def test_ensure_current_on_a_missing_sqlite_file_says_so_and_creates_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with Store("sqlite:///twitchwatch.db") as store, pytest.raises(StoreError) as err:
+        store.ensure_current()
+    assert str(err.value).startswith(f"no database at {tmp_path / 'twitchwatch.db'}: create it with "
+                                     "`twitchwatch db upgrade`")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_upgrade_brings_the_database_to_the_current_schema(database_url):
