@@ -203,16 +203,30 @@ class _Work:
 
     async def _abandon_after_timeout(self, worker: Worker) -> None:
         await asyncio.sleep(self.cfg.monitor.stop_timeout_seconds)
-        in_flight = self.runner.in_flight()
-        for job_id in in_flight:
+        held = await self._held_jobs(worker)
+        for job_id in held:
             try:
                 await worker.app.job_manager.retry_job_by_id_async(job_id, retry_at=datetime.now(UTC))
             except Exception as exc:  # the scheduler requeues it after stalled_seconds anyway
                 log.warning("job %s: cannot put it back in the queue (%s); it goes back once stalled", job_id, exc)
         log.error("the running checks did not finish within %gs: abandoned %s (back in the queue)",
-                  self.cfg.monitor.stop_timeout_seconds, ", ".join(in_flight.values()) or "none")
+                  self.cfg.monitor.stop_timeout_seconds, ", ".join(sorted(held.values())) or "none")
         flush_logs()
         os._exit(0)
+
+    async def _held_jobs(self, worker: Worker) -> dict[int, str]:
+        """Return {job id: login} of the checks this worker holds, started or only just fetched."""
+        held = self.runner.in_flight()
+        if worker.worker_id is None:
+            return held
+        try:
+            rows = await worker.app.connector.execute_query_all_async(
+                "SELECT id, args->'stream'->>'user_login' AS login FROM procrastinate_jobs "
+                "WHERE worker_id = %(worker_id)s AND status = 'doing'", worker_id=worker.worker_id)
+        except Exception as exc:  # the database is gone too: what this process knows of
+            log.warning("cannot list this worker's checks (%s)", exc)
+            return held
+        return {**held, **{row["id"]: row["login"] for row in rows}}
 
     async def _tend_systemd(self, worker: Worker, run: asyncio.Task) -> None:
         """READY=1 once registered; WATCHDOG=1 while checks progress; STATUS= with the counts."""
