@@ -20,6 +20,7 @@ from pathlib import Path
 
 from monitor import __version__
 from monitor.config import Config, load_config
+from monitor.doctor import CHECKS
 from monitor.errors import TwitchwatchError, UsageError
 from monitor.logs import FORMATS, journal_prefix, setup_logging
 
@@ -91,8 +92,6 @@ def build_parser() -> argparse.ArgumentParser:
     flags = command("flags", "list the open flags", _cmd_flags)
     flags.add_argument("--json", action="store_true", help="print one JSON array")
     flags.add_argument("--all", action="store_true", help="closed flags too")
-
-    from monitor.doctor import CHECKS
 
     doctor = command("doctor", "check that this host can run twitchwatch: one line per check, exit 1 if one fails",
                      _cmd_doctor)
