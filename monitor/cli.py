@@ -20,8 +20,9 @@ from pathlib import Path
 
 from monitor import __version__
 from monitor.config import Config, load_config
+from monitor.doctor import CHECKS
 from monitor.errors import TwitchwatchError, UsageError
-from monitor.logs import FORMATS, setup_logging
+from monitor.logs import FORMATS, journal_prefix, setup_logging
 
 log = logging.getLogger("twitchwatch")
 
@@ -99,8 +100,6 @@ def build_parser() -> argparse.ArgumentParser:
     flags.add_argument("--json", action="store_true", help="print one JSON array")
     flags.add_argument("--all", action="store_true", help="closed flags too")
 
-    from monitor.doctor import CHECKS
-
     doctor = command("doctor", "check that this host can run twitchwatch: one line per check, exit 1 if one fails",
                      _cmd_doctor)
     doctor.add_argument("--skip", action="append", default=[], choices=list(CHECKS), metavar="CHECK",
@@ -117,24 +116,30 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    log_format = "auto"  # until the arguments are parsed
+
+    def error(line: str) -> None:
+        print(f"{journal_prefix(logging.ERROR, log_format, sys.stderr)}twitchwatch: {line}", file=sys.stderr)
+
     try:
         args = build_parser().parse_args(argv)
-        setup_logging(args.debug, args.log_format)
+        log_format = args.log_format
+        setup_logging(args.debug, log_format)
         # `config init` writes the file $TWITCHWATCH_CONFIG may name: it must not need it to exist.
         cfg = load_config(args.config) if getattr(args, "needs_config", True) else None
         return int(args.func(args, cfg) or 0)
     except TwitchwatchError as exc:
         if debug:
             logging.getLogger("twitchwatch").exception("failed")
-        print(f"twitchwatch: error: {exc}", file=sys.stderr)
+        error(f"error: {exc}")
         return exc.exit_code
     except KeyboardInterrupt:
-        print("twitchwatch: interrupted", file=sys.stderr)
+        error("interrupted")
         return 130
     except Exception as exc:  # the last resort: still one line unless --debug
         if debug:
             raise
-        print(f"twitchwatch: error: {type(exc).__name__}: {exc} (run with --debug for details)", file=sys.stderr)
+        error(f"error: {type(exc).__name__}: {exc} (run with --debug for details)")
         return 1
 
 
@@ -273,8 +278,10 @@ def _cmd_doctor(args: argparse.Namespace, cfg: Config) -> int:
     if args.json:
         _print_json([f.to_json() for f in findings])
     else:
+        levels = {FAIL: logging.ERROR}
         for finding in findings:
-            print(finding.line(), flush=True)
+            prefix = journal_prefix(levels.get(finding.status, logging.INFO), args.log_format, sys.stdout)
+            print(prefix + finding.line(), flush=True)
     failed = [f.name for f in findings if f.status == FAIL]
     if failed:
         raise TwitchwatchError(f"doctor: {len(failed)} of {len(findings)} checks failed: {', '.join(failed)}")

@@ -150,7 +150,7 @@ def effective_toml(cfg: Config, environ: Mapping[str, str]) -> str:
 
 def effective_json(cfg: Config) -> str:
     """Return the effective config as one JSON object, secrets masked."""
-    return json.dumps(effective(cfg), indent=2)
+    return json.dumps(effective(cfg), indent=2) + "\n"
 
 
 def write_file(path: Path, text: str, *, private: bool, force: bool) -> None:
@@ -189,11 +189,8 @@ def toml_value(value: Any) -> str:
 
 
 def _doc(model: type[BaseModel]) -> str:
-    doc = model.__doc__ or ""
-    # A section without a docstring of its own inherits Section's, which says nothing about it.
-    if "__doc__" not in vars(model):
-        return ""
-    return " ".join(doc.split())
+    # Its own docstring only: one inherited from Section says nothing about this section.
+    return " ".join((vars(model).get("__doc__") or "").split())
 
 
 def _comment(text: str) -> str:

@@ -12,6 +12,10 @@ Formats, all on stderr:
   `exception` when there is one), for log shippers.
 - "auto" (the default): "journal" when stderr is the stream systemd named in
   `$JOURNAL_STREAM` (a child whose stderr was redirected elsewhere keeps "text"), else "text".
+
+Lines the CLI writes itself rather than logs (its one-line error, the doctor's
+findings) take the same prefix through `journal_prefix`, so that
+`journalctl -p err` shows why a command, an `ExecStartPre=` say, failed.
 """
 
 from __future__ import annotations
@@ -72,13 +76,24 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def formatter_for(log_format: str, stream: IO[str] | None = None,
-                  environ: Mapping[str, str] | None = None) -> logging.Formatter:
-    """Return the formatter of a format name, "auto" resolved against `stream` and `environ`."""
+def resolve_format(log_format: str, stream: IO[str] | None = None, environ: Mapping[str, str] | None = None) -> str:
+    """Return "text", "journal" or "json": "auto" resolved against `stream` (stderr) and `environ`."""
     if log_format not in FORMATS:
         raise ValueError(f"unknown log format {log_format!r}: expected one of {', '.join(FORMATS)}")
     if log_format == "auto":
-        log_format = "journal" if writes_to_journal(stream or sys.stderr, environ) else "text"
+        return "journal" if writes_to_journal(stream or sys.stderr, environ) else "text"
+    return log_format
+
+
+def journal_prefix(levelno: int, log_format: str, stream: IO[str] | None = None) -> str:
+    """Return "<N>" for a line written straight to `stream` (not logged) when it goes to journald, else ""."""
+    return f"<{syslog_priority(levelno)}>" if resolve_format(log_format, stream) == "journal" else ""
+
+
+def formatter_for(log_format: str, stream: IO[str] | None = None,
+                  environ: Mapping[str, str] | None = None) -> logging.Formatter:
+    """Return the formatter of a format name, "auto" resolved against `stream` and `environ`."""
+    log_format = resolve_format(log_format, stream, environ)
     if log_format == "journal":
         return JournalFormatter()
     if log_format == "json":

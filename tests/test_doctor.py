@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -142,3 +145,21 @@ def test_imagenet_weights_must_be_cached_unless_pretrained_says_otherwise(health
 def test_an_unknown_check_name_is_a_usage_error(cli):
     code, _, err = cli("doctor", "--skip", "coffee")
     assert code == 2 and "coffee" in err
+
+
+def test_under_systemd_failures_carry_priority_3_for_journalctl(tmp_path):
+    """As the unit's ExecStartPre= runs it: `journalctl -p err` shows why the service did not start."""
+    cfg = write_config(tmp_path / "c.toml", {"storage": {"database_url": f"sqlite:///{tmp_path / 'none.db'}",
+                                                          "data_dir": str(tmp_path / "data")},
+                                             "monitor": {"metrics_port": 0}, "model": {"pretrained": "none"}})
+    with open(tmp_path / "journal", "w+") as journal:
+        st = os.fstat(journal.fileno())
+        done = subprocess.run([sys.executable, "-m", "monitor", "doctor", "--skip", "credentials", "--skip", "model",
+                               "--config", str(cfg)], stdout=journal, stderr=journal, timeout=120,
+                              env={**os.environ, "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
+        journal.seek(0)
+        lines = journal.read().splitlines()
+    assert done.returncode == 1
+    assert [line[:3] for line in lines] == ["<6>", "<3>", "<6>", "<6>", "<6>", "<6>", "<6>", "<3>"], lines
+    assert lines[1].startswith("<3>FAIL  schema") and lines[-1] == (
+        "<3>twitchwatch: error: doctor: 1 of 7 checks failed: schema")

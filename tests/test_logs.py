@@ -87,10 +87,11 @@ def test_the_cli_under_systemd_writes_priorities_journalctl_can_filter(tmp_path)
         err.seek(0)
         lines = err.read().splitlines()
     assert done.returncode == 2
-    logged = [line for line in lines if not line.startswith("twitchwatch: error:")]
-    assert logged and logged[0] == "<3>twitchwatch: failed"
-    assert all(line.startswith("<3>") for line in logged), lines
-    assert not any(re.match(r"<\d>\d{4}-", line) for line in logged)
+    assert lines[0] == "<3>twitchwatch: failed"
+    assert all(line.startswith("<3>") for line in lines), lines
+    assert not any(re.match(r"<\d>\d{4}-", line) for line in lines)
+    # The CLI's own one-line error is written, not logged: it carries the priority too.
+    assert lines[-1].startswith("<3>twitchwatch: error: cannot read config file")
 
 
 def test_log_format_json_overrides_the_journal(tmp_path):
@@ -99,8 +100,9 @@ def test_log_format_json_overrides_the_journal(tmp_path):
                         str(tmp_path / "missing.toml")], cwd=ROOT, stderr=err, stdout=subprocess.PIPE,
                        env={**os.environ, **journal_env(err)}, timeout=120)
         err.seek(0)
-        lines = [line for line in err.read().splitlines() if not line.startswith("twitchwatch: error:")]
+        lines = err.read().splitlines()
     entry = json.loads(lines[0])
+    assert lines[-1].startswith("twitchwatch: error: cannot read config file")  # the contract's one line
     assert entry["logger"] == "twitchwatch" and entry["level"] == "error" and "ConfigError" in entry["exception"]
 
 

@@ -16,7 +16,6 @@ import sys
 import threading
 from pathlib import Path
 
-from monitor.sim.scenario import Scenario
 from monitor.sim.server import StandIn, default_cache_dir
 from monitor.sim.worlds import load_scenario
 
@@ -44,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     with sim:
-        lines = config_lines(sim, scenario)
+        lines = config_lines(sim)
         print(sim.url)
         print("# twitchwatch config for this stand-in: paste these lines into your twitchwatch.toml")
         print(lines, end="", flush=True)
@@ -58,8 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def config_lines(sim: StandIn, scenario: Scenario) -> str:
+def config_lines(sim: StandIn) -> str:
     """Return the [twitch] and [categories] TOML lines that point twitchwatch at this stand-in."""
+    scenario = sim.scenario
     lines = ["[twitch]"] + [f"{key} = {json.dumps(value)}" for key, value in sim.twitch_config().items()]
     lines += ["", "[categories]", f"watch = {json.dumps([c.id for c in scenario.categories])}"]
     chatting = [c.id for c in scenario.categories if c.kind == "chatting"]
