@@ -6,7 +6,8 @@
     read_clips(cfg.data_path)         # the live clips, one dict per clip, oldest first
 
 Only the declaration is a label, and only where the model agrees with it
-with at least `monitor.min_confidence` (what "agree" already means). A
+with at least the verdict's min_confidence (the model card's, or
+`monitor.min_confidence` when set: what "agree" already means). A
 mismatch may be a mislabeled stream or a model error: nobody knows which
 until a person looks, so its frames go to the review area and never to
 training. Unsure, offline and failed checks keep nothing.
