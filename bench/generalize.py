@@ -260,6 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, help="default: train.epochs")
     parser.add_argument("--max-minutes", type=float, default=30.0, help="training time cap per seed")
     parser.add_argument("--json", type=Path, help="write every figure here")
+    parser.add_argument("--dataset-only", action="store_true", help="build both worlds' datasets and stop")
     args = parser.parse_args(argv)
     train_name, test_name = SPLITS[args.split]
     train_name, test_name = args.train_scenario or train_name, args.test_scenario or test_name
@@ -278,6 +279,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"A ({train_name}): {len(a.scenario.channels)} channels; B ({test_name}): "
               f"{len(b.scenario.channels)} channels, {len(b_clips[0])} clips of known categories, "
               f"{len(b_clips[1])} of other games", flush=True)
+        if args.dataset_only:
+            return 0
         rows = []
         for seed in seeds:
             rows.append(run_seed(seed, a, b, a_data, b_clips, args.epochs, args.max_minutes))
