@@ -86,14 +86,22 @@ class Leadership:
         return self.active
 
     def release(self) -> None:
-        """Give the lock up (closing its connection)."""
-        self.active = False
+        """Give the lock up, then close its connection."""
+        was_active, self.active = self.active, False
         conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except psycopg.Error:
-                pass
+        if conn is None:
+            return
+        try:
+            if was_active:
+                # Unlock before closing: the server frees a closed session's locks only when its backend
+                # has exited, which may be after a standby's next try.
+                conn.execute("SELECT pg_advisory_unlock_all()")
+        except psycopg.Error:
+            pass  # the connection is gone, and the lock with it
+        try:
+            conn.close()
+        except psycopg.Error:
+            pass
 
 
 @dataclass
