@@ -58,10 +58,10 @@ def write_toy_dataset(data_dir: Path, classes: tuple[str, ...] = CLASSES, channe
 
 
 def toy_config(path: Path, data_dir: Path) -> Path:
-    """Write a config that trains on data_dir quickly (K=2, n=1, 4 epochs, from scratch)."""
+    """Write a config that trains on data_dir quickly (K=2, n=1, 4 epochs of 24 clips, from scratch)."""
     return write_config(path, {
         "storage": {"database_url": f"sqlite:///{path.parent / 'tw.db'}", "data_dir": str(data_dir)},
         "model": {"pretrained": "none"},
         "monitor": {"segments": 2, "frames_per_segment": 1},
-        "train": {"epochs": 4, "learning_rate": 3e-4, "batch_size": 4, "seed": 0},
+        "train": {"epochs": 4, "learning_rate": 3e-4, "batch_size": 4, "seed": 0, "clips_per_epoch": 24},
     })
