@@ -13,7 +13,9 @@ Layout under `<data_dir>/dataset/`:
 
 A clip's frames are written to a temporary directory and renamed into place
 before its lines are appended, so an interrupted build leaves no half clip
-and the next run resumes after the last finished one. Each clip keeps
+and the next run resumes after the last finished one. One build at a time
+per directory (a lock on `dataset/.build.lock`): a second one would clear the
+first's unfinished clips as leftovers of a crash while it writes them. Each clip keeps
 `dataset.frames_per_clip` candidate frames spread evenly over it (the
 sampler's test mode with one frame per segment); training draws its K x n
 frames from them with the same sampler in train mode.
@@ -25,6 +27,8 @@ go to train, so the test clips stay the same and models stay comparable.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -33,7 +37,7 @@ import random
 import shutil
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -108,6 +112,27 @@ class DatasetStore:
         self.manifest_file = self.root / "manifest.jsonl"
         self.split_file = self.root / "split.json"
 
+    @contextlib.contextmanager
+    def building(self) -> Iterator[None]:
+        """Hold the directory's build lock for the block; raise DatasetError if another build holds it."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".build.lock", "a+", encoding="utf-8") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.seek(0)
+                holder = lock.read().strip() or "another process"
+                raise DatasetError(
+                    f"another `twitchwatch dataset build` (pid {holder}) is writing {self.root}: "
+                    "wait for it to finish, then run this one again (it resumes)") from None
+            lock.truncate(0)
+            lock.write(str(os.getpid()))
+            lock.flush()
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
     def clip_records(self) -> dict[str, dict]:
         return {r["clip_id"]: r for r in read_jsonl(self.clips_file)}
 
@@ -160,9 +185,13 @@ class DatasetStore:
 
 def build_dataset(cfg: Config, helix: HelixClient, *, say: Callable[[str], None] = print) -> BuildReport:
     """Fetch top channels' clips per watched category, store their frames, freeze the split."""
-    started = time.monotonic()
     store = DatasetStore(cfg.data_path)
-    store.root.mkdir(parents=True, exist_ok=True)
+    with store.building():
+        return _build(cfg, helix, store, say)
+
+
+def _build(cfg: Config, helix: HelixClient, store: DatasetStore, say: Callable[[str], None]) -> BuildReport:
+    started = time.monotonic()
     records = store.clip_records()
     store.remove_unfinished({cid for cid, r in records.items() if r["status"] == "ok"})
     names = helix.game_names(list(cfg.categories.watch))

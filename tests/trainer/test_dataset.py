@@ -136,3 +136,22 @@ def test_a_dataset_with_one_class_is_refused(standin, tmp_path):
     _build(cfg)
     with pytest.raises(DatasetError, match="at least two categories"):
         load_dataset(cfg.data_path)
+
+
+def test_a_second_build_of_the_same_directory_is_refused_while_one_runs(standin, tmp_path):
+    cfg = _config(standin, tmp_path)
+    _build(cfg)
+    store = DatasetStore(cfg.data_path)
+    files_before = {p.relative_to(store.frames_dir) for p in store.frames_dir.rglob("*.png")}
+    # A build in progress has a clip half-written in its temporary directory.
+    half = store.frames_dir / CHAT / ".tmp-in-progress"
+    half.mkdir(parents=True)
+    (half / "000.png").write_bytes(b"being written")
+    with store.building():
+        with pytest.raises(DatasetError, match=r"another `twitchwatch dataset build` \(pid \d+\) is writing"):
+            _build(cfg)
+        assert (half / "000.png").exists()  # the running build's clip was left alone
+    assert {p.relative_to(store.frames_dir) for p in store.frames_dir.rglob("*.png")} == (
+        files_before | {(half / "000.png").relative_to(store.frames_dir)})
+    _build(cfg)  # once it is done, the next build runs (and clears the leftover)
+    assert not half.exists()
