@@ -176,10 +176,12 @@ def _check_right(world: World, observation: dict) -> bool:
 
 
 def run_seed(seed: int, a: World, b: World, a_data: Path, b_clips: tuple[list[Clip], list[Clip]],
-             epochs: int | None, max_minutes: float) -> dict:
+             epochs: int | None, max_minutes: float | None) -> dict:
     """Train on A with one seed, score B's clips, run two cycles on B's live channels."""
     train_cfg = a.config(f"train-s{seed}.toml", database="a.db", data_dir=a_data, train={"seed": seed})
-    argv = ["train", "--json", "--max-minutes", str(max_minutes), "--config", str(train_cfg)]
+    argv = ["train", "--json", "--config", str(train_cfg)]
+    if max_minutes:
+        argv[1:1] = ["--max-minutes", str(max_minutes)]
     if epochs:
         argv[1:1] = ["--epochs", str(epochs)]
     started = time.monotonic()
@@ -258,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--test-scenario", help="overrides --split: a scenario name or JSON file")
     parser.add_argument("--seeds", default="0", help="comma-separated training seeds")
     parser.add_argument("--epochs", type=int, help="default: train.epochs")
-    parser.add_argument("--max-minutes", type=float, default=30.0, help="training time cap per seed")
+    parser.add_argument("--max-minutes", type=float, help="training time budget per seed (default: train.max_minutes)")
     parser.add_argument("--json", type=Path, help="write every figure here")
     parser.add_argument("--dataset-only", action="store_true", help="build both worlds' datasets and stop")
     args = parser.parse_args(argv)

@@ -227,6 +227,14 @@ class TrainConfig(Section):
         "Peak AdamW learning rate (warm-up, then cosine decay); higher rates kill the units feeding "
         "the head from random init."))
     seed: int = Field(0, description="Seed of weight init, augmentation and batch order.")
+    max_minutes: float = Field(8.0, ge=0, description=(
+        "Wall-time budget of the epochs (0: none). Once the first epochs show that train.epochs cannot "
+        "all fit, the run plans fewer and its learning rate decays to zero by the last that fits; "
+        "`train --max-minutes` overrides it."))
+    precision: Literal["auto", "bf16", "fp32"] = Field("auto", description=(
+        "Arithmetic of the training forward pass: bf16 (about 2x faster where the CPU has native bf16, "
+        "bench/train_step.py), fp32, or auto (bf16 only where native). Weights, gradients, validation and "
+        "serving stay fp32."))
 
 
 class RetainConfig(Section):

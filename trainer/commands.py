@@ -24,7 +24,8 @@ def register(command: Command) -> None:
     train = command("train", "train a classifier on the dataset, evaluate, register and activate it", _cmd_train)
     train.add_argument("--epochs", type=int, default=None, help="training epochs (default: train.epochs)")
     train.add_argument("--max-minutes", type=float, default=None, metavar="MINUTES",
-                       help="stop training after this long and keep the best epoch so far")
+                       help="the epochs' time budget (default: train.max_minutes); "
+                            "fewer epochs are planned when they cannot all fit")
     train.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
     experiment = command("experiment", "rerun the report's K/n settings on the frozen test clips, with paired tests",

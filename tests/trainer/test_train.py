@@ -21,8 +21,11 @@ from trainer.train import (
     FIT_ACCURACY,
     MAX_RESTARTS,
     EarlyStopping,
+    EpochPlan,
     TrainingSpec,
+    _schedule,
     fit_temperature,
+    resolve_precision,
     train_classifier,
 )
 
@@ -93,6 +96,45 @@ def test_time_budget_stops_training_but_returns_a_model():
     assert len(result.history) == 1
     assert any("time budget" in line for line in lines)
     assert isinstance(result.model, nn.Module) and not result.model.training
+
+
+def test_a_budget_that_cannot_hold_every_epoch_plans_fewer_and_decays_the_rate_to_zero_by_the_last():
+    plan = EpochPlan(epochs=10, steps_per_epoch=5)
+    optimizer = torch.optim.AdamW(nn.Linear(2, 2).parameters(), lr=1.0)
+    schedule = _schedule(optimizer, plan)
+    assert not plan.fit_to(1, epoch_seconds=10.0, seconds_left=95.0)  # 1 done + 9 that fit: all 10
+    for _ in range(2 * plan.steps_per_epoch):
+        optimizer.step()
+        schedule.step()
+    rate_before = schedule.get_last_lr()[0]
+    assert plan.fit_to(2, epoch_seconds=10.0, seconds_left=35.0)  # 2 done + 3 that fit
+    assert plan.epochs == 5 and plan.total_steps == 25
+    rates = []
+    for _ in range(3 * plan.steps_per_epoch):
+        optimizer.step()
+        schedule.step()
+        rates.append(schedule.get_last_lr()[0])
+    assert rates[0] < rate_before and rates == sorted(rates, reverse=True) and rates[-1] == 0.0
+    assert not plan.fit_to(5, epoch_seconds=10.0, seconds_left=100.0)  # a plan never grows back
+    assert plan.epochs == 5
+
+
+def test_bf16_training_learns_the_toy_scenes_and_the_card_records_it():
+    result = train_classifier(
+        toy_clips(6, seed=1), toy_clips(2, seed=2), ["0", "1", "2"],
+        spec(segments=2, frames_per_segment=1, epochs=5, batch_size=2, learning_rate=3e-4, seed=0, log_every=0,
+             precision="bf16"),
+        log=lambda line: None,
+    )
+    assert result.config["precision"] == "bf16"
+    assert result.metrics["val_accuracy"] == 1.0
+    assert all(p.dtype == torch.float32 for p in result.model.parameters())  # autocast leaves the weights fp32
+
+
+def test_an_unknown_training_precision_is_refused():
+    assert resolve_precision("fp32") == "fp32" and resolve_precision("auto") in ("bf16", "fp32")
+    with pytest.raises(ModelError, match="unknown training precision 'fp16'"):
+        resolve_precision("fp16")
 
 
 def test_dead_features_restart_then_fail_with_a_clear_error(tmp_path):
