@@ -191,6 +191,10 @@ class ModelConfig(Section):
     pretrained: str = Field("imagenet", description=(
         "Starting weights of a new model: \"imagenet\" (torchvision's ImageNet weights, downloaded once "
         "into the torch cache), \"none\" (random), or a path to a weights file."))
+    inference: Literal["int8", "fp32"] = Field("int8", description=(
+        "How the daemon scores frames: \"int8\" serves the model's int8 copy (made and measured on the "
+        "test clips when it is trained) if it kept clip accuracy within 0.5 points, else fp32; \"fp32\" always "
+        "serves the trained weights."))
 
 
 class DatasetConfig(Section):

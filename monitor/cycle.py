@@ -87,7 +87,7 @@ class Runtime:
         with self._classifier_lock:
             active = self.registry.active_id()
             if self._classifier is None or self._classifier.model_id != active:
-                self._classifier = self.registry.load_active()
+                self._classifier = self.registry.load_active(self.cfg.model.inference)
                 self.metrics.set_model(self._classifier.card)
                 log.info("model %s active (%s)", self._classifier.model_id, ", ".join(self._classifier.classes))
             return self._classifier
