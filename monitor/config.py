@@ -160,6 +160,11 @@ class MonitorConfig(Section):
         "Captures run at once (they wait on the network; decoding and inference are bounded to the cores)."))
     capture_timeout_seconds: PositiveSeconds = Field(45.0, description=(
         "Hard wall-clock cap on one capture, in seconds: streamlink reads block during ads."))
+    thumbnail_prescreen: bool = Field(False, description=(
+        "Score each stream's Helix thumbnail (a few kB) first and capture video only when the thumbnail "
+        "does not agree with the declared category at thumbnail_min_confidence: mismatches always go to video."))
+    thumbnail_min_confidence: Fraction = Field(0.9, description=(
+        "Probability the thumbnail's agreement needs to settle a check without video (thumbnail_prescreen)."))
     stop_timeout_seconds: float = Field(60.0, description=(
         "On SIGTERM, seconds the running cycle gets to finish; keep it below the unit's TimeoutStopSec=."))
 
