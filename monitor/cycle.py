@@ -30,6 +30,7 @@ from monitor.classify import Classifier
 from monitor.config import Config
 from monitor.errors import HelixError
 from monitor.helix import HelixClient, Stream
+from monitor.memory import cap_malloc_arenas, release_memory
 from monitor.metrics import Metrics
 from monitor.model_registry import ModelRegistry
 from monitor.retain import Retainer
@@ -60,6 +61,7 @@ class Runtime:
             min_confidence=cfg.retain.min_confidence,
             on_error=self.metrics.retention_failed,
         )
+        cap_malloc_arenas()  # before the check threads allocate: see monitor.memory
         self._cpu = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
         self._classifier: Classifier | None = None
         self._classifier_lock = threading.Lock()  # a worker's checks ask for it from several threads
@@ -170,6 +172,7 @@ def run_cycle(rt: Runtime, stop: threading.Event | None = None, *, check: CheckF
                     future.cancel()
                 futures = [f for f in futures if not f.cancelled()]
     refresh_open_flags(rt)
+    release_memory()
     summary.wall_seconds = time.monotonic() - wall0
     summary.cpu_seconds = time.process_time() - cpu0
     rt.metrics.cycle_done(summary.wall_seconds, ok=not summary.categories_failed)
