@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
+import torch
+
 from monitor.check import CheckResult, check_stream
 from monitor.check_context import CheckContext
 from monitor.classify import Classifier
@@ -63,6 +65,9 @@ class Runtime:
         )
         cap_malloc_arenas()  # before the check threads allocate: see monitor.memory
         self._cpu = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
+        # The slots already fill the cores: one torch thread each, or idle OpenMP threads spin on a
+        # busy core (bench/check.py: int8 inference takes several times the CPU with 2 threads per slot).
+        torch.set_num_threads(1)
         self._classifier: Classifier | None = None
         self._classifier_lock = threading.Lock()  # a worker's checks ask for it from several threads
         self._category_names: dict[str, str] = {}
