@@ -21,7 +21,8 @@ time ~ wall * cores) or the capture (the network/stand-in).
 more (monitor.thumbnail); it reports channels screened per hour, CPU-s per
 thumbnail check and the share a confident agreement does not settle (those
 would need video). An untrained model settles nothing: `--model-data` gives
-a trained one.
+a trained one. The model serves int8 (made from thumbnails for cost only
+when it has no accepted int8 copy), as bench/check.py does.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from check import StandInProcess, untrained_model  # noqa: E402
+from check import StandInProcess, serve_int8_for_cost, untrained_model  # noqa: E402
 
 from monitor.check import CheckResult, _prescreen  # noqa: E402
 from monitor.config import load_config  # noqa: E402
@@ -105,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                 })
                 Store(cfg.storage.database_url).upgrade()
                 rt = Runtime(cfg)
+                serving = serve_int8_for_cost(rt)
                 check = thumbnail_only if args.thumbnail_only else None
                 kwargs = {"check": check} if check else {}
                 rss = []
@@ -124,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                 per_hour = 3600 * last.checks / last.wall_seconds
                 needs_video = sum(1 for r in last.results if r.variant == "needs-video")
                 rows.append({
-                    "workers": workers, "checks": last.checks, "completed": last.completed,
+                    "workers": workers, "serving": serving, "checks": last.checks, "completed": last.completed,
                     "wall_seconds": last.wall_seconds, "cpu_seconds": last.cpu_seconds,
                     "checks_per_hour": per_hour, "cpu_seconds_per_check": cpu_per,
                     "cpu_bound_ceiling_per_hour": 3600 * cores / cpu_per,
