@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 BACKEND = "x86"
 MAX_ACCURACY_DROP = 0.005  # clip accuracy int8 may lose against fp32 on the test clips: 0.5 points
-CALIBRATION_BATCH = 32
+CALIBRATION_BATCH = 64  # observers cost per call more than per frame: few, large batches
 
 
 def _prepared(model: nn.Module) -> nn.Module:

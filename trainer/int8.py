@@ -22,7 +22,7 @@ from monitor.quantize import Int8Guard, quantize_int8
 from trainer.clip import Clip
 from trainer.evaluate import Evaluation, evaluate_model
 
-CALIBRATION_CLIPS = 16
+CALIBRATION_CLIPS = 8
 
 
 def calibration_frames(classifier: Classifier, clips: Sequence[Clip], limit: int = CALIBRATION_CLIPS) -> list:
