@@ -27,6 +27,7 @@ from monitor.frames import decode_sampled
 from monitor.helix import Stream
 from monitor.record import CheckRecord
 from monitor.store import FlagEvent
+from monitor.thumbnail import fetch_thumbnail, settles
 from monitor.verdict import Outcome, Thresholds, Verdict, decide
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,8 @@ class CheckResult:
     stream: Stream
     record: CheckRecord
     verdict: Verdict | None = None
-    variant: str | None = None  # the HLS variant captured, e.g. "360p"
+    variant: str | None = None  # the HLS variant captured, e.g. "360p"; "thumbnail" when the thumbnail settled it
+    thumbnail_bytes: int = 0  # of the pre-screen's JPEG (also counted in record.bytes_downloaded)
     flag_event: FlagEvent | None = None
 
     @classmethod
@@ -105,11 +107,13 @@ def _capture_and_classify(
     """Fill in the record's timings, scores and verdict; return the sampled frames."""
     mon = ctx.monitor
     record = result.record
+    if mon.thumbnail_prescreen and stream.thumbnail_url and _prescreen(ctx, stream, classifier, result):
+        return []
     url = ctx.stream_url.format(user_login=stream.user_login)
     started = time.monotonic()
     cap = capture_stream(url, seconds=mon.capture_seconds, timeout=mon.capture_timeout_seconds)
     record.capture_seconds = time.monotonic() - started
-    record.bytes_downloaded, result.variant = cap.size, cap.variant
+    record.bytes_downloaded, result.variant = record.bytes_downloaded + cap.size, cap.variant
     with ctx.cpu_slot():
         started = time.monotonic()
         sampled = decode_sampled(cap.data, classifier.segments, classifier.frames_per_segment, "test")
@@ -119,7 +123,44 @@ def _capture_and_classify(
         clip = classifier.score(sampled.frames) if sampled.frames else None
         record.inference_seconds = time.monotonic() - started
     record.scores = dict(clip.scores) if clip else {}
-    verdict = decide(
+    _decide(ctx, stream, classifier, result)
+    return sampled.frames
+
+
+def _prescreen(ctx: CheckContext, stream: Stream, classifier: Classifier, result: CheckResult) -> bool:
+    """Score the stream's thumbnail; return True when its confident agreement settles the check.
+
+    Otherwise the record is left for video (only the thumbnail's bytes and time stay in it).
+    """
+    record = result.record
+    started = time.monotonic()
+    try:
+        frame, size = fetch_thumbnail(stream.thumbnail_url)
+    except CaptureError as exc:
+        log.debug("check %s: no thumbnail pre-screen (%s)", stream.user_login, exc)
+        return False
+    result.thumbnail_bytes = size
+    record.bytes_downloaded += size
+    with ctx.cpu_slot():
+        clip = classifier.score([frame])
+    verdict = decide(clip.scores, stream.game_id, chatting_id=ctx.chatting_id,
+                     thresholds=Thresholds.from_card(classifier.card, min_confidence=ctx.monitor.min_confidence or None),
+                     frames_decoded=1, frames_expected=1, min_frame_fraction=ctx.monitor.min_frame_fraction)
+    record.inference_seconds = time.monotonic() - started
+    if not settles(verdict, ctx.monitor.thumbnail_min_confidence):
+        return False
+    record.scores, record.frames_decoded, record.frames_expected = dict(clip.scores), 1, 1
+    result.variant = "thumbnail"
+    _decide(ctx, stream, classifier, result, verdict)
+    return True
+
+
+def _decide(ctx: CheckContext, stream: Stream, classifier: Classifier, result: CheckResult,
+            verdict: Verdict | None = None) -> None:
+    """Turn the record's scores into a verdict and copy it into the record."""
+    mon = ctx.monitor
+    record = result.record
+    verdict = verdict or decide(
         record.scores,
         stream.game_id,
         chatting_id=ctx.chatting_id,
@@ -132,7 +173,6 @@ def _capture_and_classify(
     record.outcome = verdict.outcome
     record.predicted_game_id, record.predicted_label = verdict.predicted_game_id, verdict.predicted_label
     record.confidence = verdict.confidence
-    return sampled.frames
 
 
 def _count(ctx: CheckContext, result: CheckResult) -> None:
@@ -146,8 +186,10 @@ def _count(ctx: CheckContext, result: CheckResult) -> None:
         metrics.observe_stage("decode", record.decode_seconds)
     if record.inference_seconds:
         metrics.observe_stage("inference", record.inference_seconds)
-    if record.bytes_downloaded:
-        metrics.bytes_downloaded("video", record.bytes_downloaded)
+    if record.bytes_downloaded - result.thumbnail_bytes:
+        metrics.bytes_downloaded("video", record.bytes_downloaded - result.thumbnail_bytes)
+    if result.thumbnail_bytes:
+        metrics.bytes_downloaded("thumbnail", result.thumbnail_bytes)
     if result.flag_event:
         metrics.flag_event(result.flag_event.action, category, result.flag_event.reason)
     ctx.notify_flag(result.flag_event)

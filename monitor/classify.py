@@ -149,17 +149,30 @@ class Classifier:
     segments: int = DEFAULT_SEGMENTS
     frames_per_segment: int = DEFAULT_FRAMES_PER_SEGMENT
     card: dict = field(default_factory=dict)
+    # What scores frames: `model` itself ("fp32") or an int8 copy of it ("int8", monitor.quantize).
+    serving: str = "fp32"
+    serving_model: nn.Module | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.model.eval()
+        if self.serving_model is None:
+            self.serving, self.serving_model = "fp32", self.model
+        self.serving_model.eval()
+
+    def serve_int8(self, int8_model: nn.Module) -> None:
+        """Score frames with an int8 copy of the model from now on (the fp32 model stays in `model`)."""
+        self.serving, self.serving_model = "int8", int8_model.eval()
 
     def logits(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
         """Return the raw (N, C) logits of the frames (no temperature)."""
-        self.model.eval()
+        model = self.serving_model if self.serving_model is not None else self.model
+        model.eval()
         outs = []
         with torch.inference_mode():
             for start in range(0, len(frames), SCORE_BATCH):
-                outs.append(self.model(preprocess(frames[start : start + SCORE_BATCH])))
+                batch = preprocess(frames[start : start + SCORE_BATCH])
+                # FX int8 kernels take contiguous NCHW; fp32 convolutions are faster channels-last.
+                outs.append(model(batch.contiguous() if self.serving == "int8" else batch))
         if not outs:
             return torch.empty((0, len(self.classes)))
         return torch.cat(outs)

@@ -160,6 +160,11 @@ class MonitorConfig(Section):
         "Captures run at once (they wait on the network; decoding and inference are bounded to the cores)."))
     capture_timeout_seconds: PositiveSeconds = Field(45.0, description=(
         "Hard wall-clock cap on one capture, in seconds: streamlink reads block during ads."))
+    thumbnail_prescreen: bool = Field(False, description=(
+        "Score each stream's Helix thumbnail (a few kB) first and capture video only when the thumbnail "
+        "does not agree with the declared category at thumbnail_min_confidence: mismatches always go to video."))
+    thumbnail_min_confidence: Fraction = Field(0.9, description=(
+        "Probability the thumbnail's agreement needs to settle a check without video (thumbnail_prescreen)."))
     stop_timeout_seconds: float = Field(60.0, description=(
         "On SIGTERM, seconds the running cycle gets to finish; keep it below the unit's TimeoutStopSec=."))
 
@@ -191,6 +196,10 @@ class ModelConfig(Section):
     pretrained: str = Field("imagenet", description=(
         "Starting weights of a new model: \"imagenet\" (torchvision's ImageNet weights, downloaded once "
         "into the torch cache), \"none\" (random), or a path to a weights file."))
+    inference: Literal["int8", "fp32"] = Field("int8", description=(
+        "How the daemon scores frames: \"int8\" serves the model's int8 copy (made and measured on the "
+        "test clips when it is trained) if it kept clip accuracy within 0.5 points, else fp32; \"fp32\" always "
+        "serves the trained weights."))
 
 
 class DatasetConfig(Section):

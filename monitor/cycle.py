@@ -24,12 +24,15 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
+import torch
+
 from monitor.check import CheckResult, check_stream
 from monitor.check_context import CheckContext
 from monitor.classify import Classifier
 from monitor.config import Config
 from monitor.errors import HelixError
 from monitor.helix import HelixClient, Stream
+from monitor.memory import cap_malloc_arenas, release_memory
 from monitor.metrics import Metrics
 from monitor.model_registry import ModelRegistry
 from monitor.retain import Retainer
@@ -60,7 +63,11 @@ class Runtime:
             min_confidence=cfg.retain.min_confidence,
             on_error=self.metrics.retention_failed,
         )
+        cap_malloc_arenas()  # before the check threads allocate: see monitor.memory
         self._cpu = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
+        # The slots already fill the cores: one torch thread each, or idle OpenMP threads spin on a
+        # busy core (bench/check.py: int8 inference takes several times the CPU with 2 threads per slot).
+        torch.set_num_threads(1)
         self._classifier: Classifier | None = None
         self._classifier_lock = threading.Lock()  # a worker's checks ask for it from several threads
         self._category_names: dict[str, str] = {}
@@ -87,7 +94,7 @@ class Runtime:
         with self._classifier_lock:
             active = self.registry.active_id()
             if self._classifier is None or self._classifier.model_id != active:
-                self._classifier = self.registry.load_active()
+                self._classifier = self.registry.load_active(self.cfg.model.inference)
                 self.metrics.set_model(self._classifier.card)
                 log.info("model %s active (%s)", self._classifier.model_id, ", ".join(self._classifier.classes))
             return self._classifier
@@ -170,6 +177,7 @@ def run_cycle(rt: Runtime, stop: threading.Event | None = None, *, check: CheckF
                     future.cancel()
                 futures = [f for f in futures if not f.cancelled()]
     refresh_open_flags(rt)
+    release_memory()
     summary.wall_seconds = time.monotonic() - wall0
     summary.cpu_seconds = time.process_time() - cpu0
     rt.metrics.cycle_done(summary.wall_seconds, ok=not summary.categories_failed)

@@ -8,6 +8,8 @@ Layout under `<data_dir>/models/`:
 
     ACTIVE                      the active model id (one line), replaced atomically
     <model_id>/weights.pt       plain dict checkpoint: model (state dict), arch, classes, ...
+    <model_id>/weights-int8.pt  optional: the int8 copy's state dict (monitor.quantize); the
+                                card's `int8` entry says if it kept clip accuracy
     <model_id>/card.json        what the model is and how well it did (written last)
     <model_id>/confusion.png    optional: the test confusion matrix
 
@@ -28,11 +30,13 @@ from monitor.atomic_file import write_atomic
 from monitor.classify import ARCHS, Classifier, build_model
 from monitor.config import DEFAULT_FRAMES_PER_SEGMENT, DEFAULT_SEGMENTS
 from monitor.errors import ModelError
+from monitor.quantize import load_int8
 
 log = logging.getLogger(__name__)
 
 ACTIVE_FILE = "ACTIVE"
 WEIGHTS_FILE = "weights.pt"
+INT8_FILE = "weights-int8.pt"
 CARD_FILE = "card.json"
 CONFUSION_FILE = "confusion.png"
 _MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -58,8 +62,13 @@ class ModelRegistry:
             return None
         return text or None
 
-    def load(self, model_id: str) -> Classifier:
-        """Load a model into a Classifier; a missing, truncated or mismatched file raises ModelError."""
+    def load(self, model_id: str, inference: str = "fp32") -> Classifier:
+        """Load a model into a Classifier; a missing, truncated or mismatched file raises ModelError.
+
+        With `inference="int8"` the int8 copy serves when the model has one
+        that its card accepts (it kept clip accuracy on the test clips);
+        otherwise fp32 serves and the log says why.
+        """
         directory = self.model_dir(model_id)
         if not directory.is_dir():
             raise ModelError(f"model {model_id} not found in {self.root}")
@@ -75,7 +84,7 @@ class ModelRegistry:
             model.load_state_dict(checkpoint["model"])
         except (RuntimeError, KeyError, TypeError) as exc:
             raise ModelError(f"{weights} does not fit {arch} with {len(classes)} classes: {_brief(exc)}") from None
-        return Classifier.from_model(
+        classifier = Classifier.from_model(
             model,
             classes,
             model_id=model_id,
@@ -86,15 +95,35 @@ class ModelRegistry:
                                                   card.get("frames_per_segment", DEFAULT_FRAMES_PER_SEGMENT))),
             card=card,
         )
+        if inference == "int8":
+            self._serve_int8(classifier, directory / INT8_FILE)
+        return classifier
 
-    def load_active(self) -> Classifier:
+    def _serve_int8(self, classifier: Classifier, path: Path) -> None:
+        guard = classifier.card.get("int8") or {}
+        if not path.exists() or not guard:
+            log.info("model %s has no int8 copy: fp32 serves", classifier.model_id)
+            return
+        if not guard.get("accepted"):
+            log.warning("model %s: int8 lost clip accuracy (%s against fp32 %s on %s test clips): fp32 serves",
+                        classifier.model_id, guard.get("int8_clip_accuracy"), guard.get("fp32_clip_accuracy"),
+                        guard.get("clips"))
+            return
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            classifier.serve_int8(load_int8(classifier.model, state))
+        except Exception as exc:  # a bad int8 file must not stop the fp32 model serving
+            log.warning("model %s: int8 weights %s unusable (%s): fp32 serves", classifier.model_id, path,
+                        _brief(exc))
+
+    def load_active(self, inference: str = "fp32") -> Classifier:
         """Load the active model, or raise ModelError saying how to get one."""
         model_id = self.active_id()
         if model_id is None:
             raise ModelError(
                 f"no active model in {self.root}: run `twitchwatch train` or `twitchwatch demo` first"
             )
-        return self.load(model_id)
+        return self.load(model_id, inference)
 
     def card(self, model_id: str) -> dict:
         """Return a model's card.json as a dict."""

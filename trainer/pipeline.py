@@ -27,6 +27,7 @@ from trainer import distributed
 from trainer.clip import Clip
 from trainer.dataset import Dataset, load_dataset
 from trainer.evaluate import Evaluation, evaluate_model
+from trainer.int8 import int8_for
 from trainer.registry import save_model
 from trainer.train import TrainingSpec, TrainResult, train_classifier
 
@@ -116,7 +117,14 @@ def register_trained(
         counts=counts,
         **card,
     )
-    model_id = save_model(data_dir, result.model, card, confusion=test.confusion() if test else None)
+    int8_state = None
+    if test:
+        int8_state, guard = int8_for(result.classifier(), calibration=data.train, test=data.test, fp32=test)
+        card["int8"] = guard.to_json()
+        say(f"int8: test clip accuracy {_pct(guard.int8_clip_accuracy)} against fp32 "
+            f"{_pct(guard.fp32_clip_accuracy)} ({'serves' if guard.accepted else 'rejected: fp32 serves'})")
+    model_id = save_model(data_dir, result.model, card, confusion=test.confusion() if test else None,
+                          int8_state=int8_state)
     card = ModelRegistry(data_dir).card(model_id)  # as stored: model_id, created_at, code_version
     say(f"model {model_id} (K={k} n={n}): test clip accuracy {_pct(card['test_accuracy'])}, "
         f"frame accuracy {_pct(card['test_frame_accuracy'])}, train {_pct(card['train_accuracy'])}, "

@@ -28,7 +28,7 @@ from monitor.classify import ARCHS
 from monitor.config import DEFAULT_FRAMES_PER_SEGMENT, DEFAULT_SEGMENTS
 from monitor.errors import ModelError
 from monitor.frames import PREPROCESSING
-from monitor.model_registry import CARD_FILE, CONFUSION_FILE, WEIGHTS_FILE, ModelRegistry
+from monitor.model_registry import CARD_FILE, CONFUSION_FILE, INT8_FILE, WEIGHTS_FILE, ModelRegistry
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +49,14 @@ def save_model(
     card: dict,
     *,
     confusion: Sequence[Sequence[int]] | None = None,
+    int8_state: dict[str, torch.Tensor] | None = None,
 ) -> str:
     """Store a trained model and its card; return its model id. Does not activate it.
 
     `card` must hold `arch` and `classes`; `temperature`, `segments`,
     `frames_per_segment`, metrics and dataset hash are recorded as given.
+    `int8_state` (trainer.int8) is saved beside the weights; the card's
+    `int8` entry says whether it may serve.
     """
     if card.get("arch") not in ARCHS or not card.get("classes"):
         raise ModelError("a model card needs arch (squeezenet1_0/1_1) and a non-empty classes list")
@@ -72,11 +75,27 @@ def save_model(
     buffer = io.BytesIO()
     torch.save(checkpoint, buffer)
     write_atomic(directory / WEIGHTS_FILE, buffer.getvalue())
+    if int8_state is not None:
+        buffer = io.BytesIO()
+        torch.save(int8_state, buffer)
+        write_atomic(directory / INT8_FILE, buffer.getvalue())
     if confusion is not None:
         write_atomic(directory / CONFUSION_FILE, render_confusion(confusion, full_card["classes"]))
     write_atomic(directory / CARD_FILE, json.dumps(full_card, indent=2, sort_keys=True, default=_jsonable).encode())
     log.info("saved model %s to %s", model_id, directory)
     return model_id
+
+
+def add_int8(data_dir: str | Path, model_id: str, int8_state: dict[str, torch.Tensor], guard: dict) -> None:
+    """Attach an int8 copy (trainer.int8) to a registered model and record its guard in the card."""
+    registry = ModelRegistry(data_dir)
+    card = registry.card(model_id)
+    buffer = io.BytesIO()
+    torch.save(int8_state, buffer)
+    write_atomic(registry.model_dir(model_id) / INT8_FILE, buffer.getvalue())
+    card["int8"] = dict(guard)
+    write_atomic(registry.model_dir(model_id) / CARD_FILE,
+                 json.dumps(card, indent=2, sort_keys=True, default=_jsonable).encode())
 
 
 def activate(data_dir: str | Path, model_id: str) -> None:
