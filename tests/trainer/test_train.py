@@ -180,11 +180,12 @@ def test_temperature_above_one_for_an_overconfident_model():
     assert fit_temperature(logits, labels) > 2
 
 
-def test_temperature_below_one_for_an_underconfident_model():
+def test_an_underconfident_model_is_never_sharpened():
+    # Right on every validation clip, but unsure: the NLL would fall with T < 1, yet T stays 1 (T_MIN),
+    # as a sharper model is overconfident on streams unlike the validation channels.
     logits = torch.zeros(10, 3, 2)
     logits[:, :, 0] = 0.5
-    assert fit_temperature(logits, [0] * 10) < 1
-    assert fit_temperature(logits, [0] * 10) >= 0.25
+    assert fit_temperature(logits, [0] * 10) == 1.0
 
 
 def test_augment_keeps_size_type_and_corners():
