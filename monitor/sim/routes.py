@@ -232,6 +232,14 @@ class RequestHandler(BaseHTTPRequestHandler):
             body = [{"url": f"/live/{login}", "error": "Can not find channel", "error_code": "does_not_exist"}]
             self._json(404, body)
             return
+        if parts[1:] == ["index.m3u8"] and sim.single_variant(login):
+            # The 360p media playlist itself, its segment URIs under 360p/.
+            last = sim.world.live_edge(login)
+            window = sim.scenario.live_window_segments
+            text = hls.live_media(last - window + 1, last, sim.scenario.segment_seconds, sim.world.clock())
+            text = text.replace(",live\n", ",live\n360p/")
+            self._send(200, text.encode(), M3U8, cache=False)
+            return
         if parts[1:] == ["index.m3u8"]:
             self._send(200, hls.multivariant(VARIANTS.values(), sim.scenario.fps).encode(), M3U8)
             return

@@ -36,6 +36,8 @@ DEFAULT_CLIENT_SECRET = "standinsecret0twitchwatch00000"
 # What set_helix_fault makes an answer do: an HTTP 500 or 503, a connection reset with no answer,
 # a 50 MB body, a body that is not JSON, a number given as a string, a login that walks out of a directory.
 HELIX_FAULTS = ("500", "503", "reset", "huge", "not_json", "wrong_types", "hostile_login")
+# What set_segment_fault does to each live segment of a channel.
+SEGMENT_FAULTS = ("truncated", "empty", "long")
 THUMBNAIL_EVERY = 6  # segments between thumbnail refreshes
 PTS_BASE = 10 * TICKS  # streams do not start their clock at zero; neither do we
 
@@ -126,6 +128,8 @@ class StandIn:
         self._faults_lock = threading.Lock()
         self._token_down = False
         self._helix_faults: dict[str, tuple[str, int | None]] = {}  # endpoint -> (kind, answers left)
+        self._segment_faults: dict[str, str] = {}  # login -> one of SEGMENT_FAULTS
+        self._single_variant: set[str] = set()
 
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self) -> StandIn:
@@ -205,6 +209,30 @@ class StandIn:
                     self._helix_faults[endpoint] = (kind, left - 1)
             return kind
 
+    def set_segment_fault(self, login: str, kind: str) -> None:
+        """Serve a channel's live segments "truncated" (cut mid-packet), "empty" (0 bytes) or "long" (8 segments
+        of video in one), or as they are ("")."""
+        if kind and kind not in SEGMENT_FAULTS:
+            raise ValueError(f"unknown segment fault {kind!r}; expected one of {', '.join(SEGMENT_FAULTS)}")
+        with self._faults_lock:
+            if kind:
+                self._segment_faults[self._known(login)] = kind
+            else:
+                self._segment_faults.pop(login, None)
+
+    def segment_fault(self, login: str) -> str:
+        with self._faults_lock:
+            return self._segment_faults.get(login, "")
+
+    def set_single_variant(self, login: str, on: bool = True) -> None:
+        """Serve a channel's index.m3u8 as one media playlist, no variants: streamlink offers only `best`."""
+        with self._faults_lock:
+            (self._single_variant.add if on else self._single_variant.discard)(self._known(login))
+
+    def single_variant(self, login: str) -> bool:
+        with self._faults_lock:
+            return login in self._single_variant
+
     def set_pagination_fault(self, kind: str) -> None:
         """Make /streams pages misbehave: "overlap", "repeat", "empty", "loop" (see sim.helix._paginate), "" off."""
         if kind not in PAGINATION_FAULTS:
@@ -248,7 +276,16 @@ class StandIn:
         index = sequence % loop
         data = self.store.segment(channel, "live", variant, index)  # type: ignore[arg-type]
         offset = PTS_BASE + (sequence - index) * self.scenario.segment_seconds * TICKS
-        data = transport.shift_timestamps(data, offset)
+        fault = self.segment_fault(login)
+        if fault == "empty":
+            return b""
+        if fault == "long":
+            step = self.scenario.segment_seconds * TICKS
+            data = b"".join(transport.shift_timestamps(data, offset + k * step) for k in range(8))
+        else:
+            data = transport.shift_timestamps(data, offset)
+        if fault == "truncated":
+            data = data[: len(data) * 2 // 5 + 77]  # cut inside a packet, as a dropped transfer does
         fraction = self.world.state(login).corrupt
         if not fraction:
             return data
