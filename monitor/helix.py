@@ -334,9 +334,24 @@ class HelixClient:
     # -- pagination and typed helpers ------------------------------------------
 
     def paginate(
-        self, endpoint: str, params: Mapping[str, Any], limit: int, key: str = "id", page_size: int = MAX_PAGE_SIZE
+        self, endpoint: str, params: Mapping[str, Any], limit: int, key: str = "id", page_size: int = MAX_PAGE_SIZE,
+        parse: Callable[[Any], object] | None = None,
     ) -> Iterator[dict]:
-        """Yield up to `limit` distinct items (by `key`) across cursor pages."""
+        """Yield up to `limit` distinct items (by `key`) across cursor pages.
+
+        With `parse`, an item it rejects (ValueError, TypeError) is dropped before it counts towards
+        `limit`, and the listing logs one line for all it dropped.
+        """
+        dropped = _Dropped(endpoint)
+        try:
+            yield from self._pages(endpoint, params, limit, key, page_size, parse, dropped)
+        finally:
+            dropped.log()
+
+    def _pages(
+        self, endpoint: str, params: Mapping[str, Any], limit: int, key: str, page_size: int,
+        parse: Callable[[Any], object] | None, dropped: _Dropped,
+    ) -> Iterator[dict]:
         seen: set[str] = set()
         cursors: set[str] = set()
         cursor: str | None = None
@@ -347,6 +362,8 @@ class HelixClient:
                 page_params["after"] = cursor
             body = self.get(endpoint, page_params)
             for item in _data(body, endpoint):
+                if parse is not None and not dropped.parses(parse, item):
+                    continue
                 item_key = str(item.get(key))
                 if item_key in seen:
                     continue  # listings shift while paged: a stream can repeat
@@ -369,8 +386,8 @@ class HelixClient:
 
     def top_streams(self, game_id: str, limit: int) -> list[Stream]:
         """Return the top `limit` live streams of a category, by viewers."""
-        items = self.paginate("streams", {"game_id": game_id, "type": "live"}, limit)
-        return _parsed(items, Stream.from_json, "streams")
+        items = self.paginate("streams", {"game_id": game_id, "type": "live"}, limit, parse=Stream.from_json)
+        return [Stream.from_json(item) for item in items]
 
     def stream_of(self, login: str) -> Stream | None:
         """Return the live stream of a channel, or None when it is offline."""
@@ -401,7 +418,7 @@ class HelixClient:
             params["started_at"] = started_at
         if ended_at:
             params["ended_at"] = ended_at
-        return _parsed(self.paginate("clips", params, limit), _clip, "clips")
+        return list(self.paginate("clips", params, limit, parse=_clip))
 
 
 CLIP_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,100}")
@@ -465,18 +482,31 @@ def _data(body: dict, endpoint: str) -> list:
     return data
 
 
+class _Dropped:
+    """Count the items of one listing that did not parse; log them as one line."""
+
+    def __init__(self, endpoint: str):
+        self.endpoint, self.count, self.first = endpoint, 0, ""
+
+    def parses(self, parse: Callable[[Any], object], item: Any) -> bool:
+        try:
+            parse(item)
+        except (ValueError, TypeError) as exc:
+            self.count += 1
+            self.first = self.first or str(exc)
+            return False
+        return True
+
+    def log(self) -> None:
+        if self.count:
+            log.warning("helix %s: dropped %d invalid item(s) (first: %s)", self.endpoint, self.count, self.first)
+
+
 def _parsed(items: Iterable[Any], parse: Callable[[Any], T], endpoint: str) -> list[T]:
     """Parse each item, dropping those that do not parse with one log line for the lot."""
-    out: list[T] = []
-    dropped, first = 0, ""
-    for item in items:
-        try:
-            out.append(parse(item))
-        except (ValueError, TypeError) as exc:
-            dropped += 1
-            first = first or str(exc)
-    if dropped:
-        log.warning("helix %s: dropped %d invalid item(s) (first: %s)", endpoint, dropped, first)
+    dropped = _Dropped(endpoint)
+    out = [parse(item) for item in items if dropped.parses(parse, item)]
+    dropped.log()
     return out
 
 
