@@ -152,3 +152,31 @@ def build_command_world(root: Path, cache_dir: Path, postgres_url: URL) -> Comma
         world.secrets = [CLIENT_SECRET, DB_PASSWORD, WEBHOOK_SECRET, *sim.tokens.issued_tokens()]
     world.logs = "\n".join(records)
     return world
+
+
+def fault_runtime(sim, tmp_path: Path, *, database_url: str | None = None, data_dir: Path | None = None,
+                  **monitor):
+    """Return a Runtime on the stand-in with an untrained model active (K=2, n=1): these tests pin faults."""
+    from monitor.classify import build_model
+    from monitor.config import load_config
+    from monitor.cycle import Runtime
+    from monitor.model_registry import ModelRegistry
+    from monitor.store import Store
+    from trainer.registry import save_model
+
+    classes = [c.id for c in sim.scenario.categories]
+    cfg = load_config(environ={}, overrides={
+        "twitch": sim.twitch_config(),
+        "categories": {"watch": classes, "chatting": "509658"},
+        "monitor": {"capture_seconds": 4, "capture_timeout_seconds": 20.0, "segments": 2,
+                    "frames_per_segment": 1, **monitor},
+        "storage": {"database_url": database_url or f"sqlite:///{tmp_path / 'tw.db'}",
+                    "data_dir": str(data_dir or tmp_path / "data")},
+        "model": {"pretrained": "none"},
+    })
+    Store(cfg.storage.database_url).upgrade()
+    if ModelRegistry(cfg.data_path).active_id() is None:
+        model_id = save_model(cfg.data_path, build_model("squeezenet1_1", len(classes), "none"),
+                              {"classes": classes, "arch": "squeezenet1_1", "segments": 2, "frames_per_segment": 1})
+        ModelRegistry(cfg.data_path).activate(model_id)
+    return Runtime(cfg)
