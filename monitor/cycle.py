@@ -28,7 +28,7 @@ from monitor.check import CheckResult, check_stream
 from monitor.check_context import CheckContext
 from monitor.classify import Classifier
 from monitor.config import Config
-from monitor.errors import HelixError
+from monitor.errors import HelixError, ModelError
 from monitor.helix import HelixClient, Stream
 from monitor.metrics import Metrics
 from monitor.model_registry import ModelRegistry
@@ -63,6 +63,7 @@ class Runtime:
         self._cpu = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
         self._classifier: Classifier | None = None
         self._classifier_lock = threading.Lock()  # a worker's checks ask for it from several threads
+        self._bad_model: str | None = None
         self._category_names: dict[str, str] = {}
         self._notifier = None
         webhook_url = cfg.notify.webhook_url.get_secret_value()
@@ -87,7 +88,19 @@ class Runtime:
         with self._classifier_lock:
             active = self.registry.active_id()
             if self._classifier is None or self._classifier.model_id != active:
-                self._classifier = self.registry.load_active()
+                try:
+                    loaded = self.registry.load_active()
+                except ModelError as exc:
+                    if self._classifier is None:
+                        raise
+                    # A bad model made active by mistake: the last good one goes on, said once per model.
+                    if active != self._bad_model:
+                        self._bad_model = active
+                        self.metrics.model_load_failed()
+                        log.error("model %s cannot be loaded, keeping model %s: %s",
+                                  active, self._classifier.model_id, exc)
+                    return self._classifier
+                self._classifier = loaded
                 self.metrics.set_model(self._classifier.card)
                 log.info("model %s active (%s)", self._classifier.model_id, ", ".join(self._classifier.classes))
             return self._classifier
