@@ -16,7 +16,8 @@ LOGIN = "mellowraven_live"  # an honest League of Legends channel of the small s
 
 
 def _runtime(standin, tmp_path, **monitor):
-    return make_runtime(standin, tmp_path, monitor={"segments": 3, "frames_per_segment": 2, **monitor}, card=(3, 2))
+    monitor = {"segments": 3, "frames_per_segment": 2, "capture_seconds": 4, **monitor}
+    return make_runtime(standin, tmp_path, monitor=monitor, card=(3, 2))
 
 
 @pytest.fixture
@@ -37,14 +38,14 @@ def _stored(rt, login=LOGIN):
 
 
 def test_an_ad_that_freezes_the_playlist_is_ended_by_the_wall_clock_cap(standin, tmp_path):
-    rt = _runtime(standin, tmp_path, capture_seconds=6, capture_timeout_seconds=4.0)
+    rt = _runtime(standin, tmp_path, capture_seconds=30, capture_timeout_seconds=3.0)
     try:
         stream = rt.helix.stream_of(LOGIN)
         standin.set_ad_break(LOGIN, 120)
-        # The live edge stops moving; streamlink starts 3 segments back, then waits for more that never come.
+        # The live edge stops moving: 30 s asked, 20 s in the window, then a read that waits for the ad to end.
         started = time.monotonic()
         result = check_stream(rt.check_context, stream, rt.classifier())
-        assert time.monotonic() - started < 12
+        assert time.monotonic() - started < 10
         assert result.outcome in ("error", "agree", "mismatch", "unsure")
         assert result.flag_event is None or result.outcome == "mismatch"
         assert _stored(rt) == [result.outcome]
@@ -103,13 +104,13 @@ def test_a_stream_that_offers_only_best_is_still_captured(runtime, standin):
 def test_a_stream_declaring_no_category_or_an_unknown_one_never_opens_a_flag(standin, tmp_path):
     rt = _runtime(standin, tmp_path, confirmations=1)
     try:
-        for declared in ("", "999999999", "", "999999999"):
+        for declared in ("", "999999999"):
             standin.set_game(LOGIN, declared)
             result = _check(rt)
             assert result.outcome in ("agree", "unsure")  # nothing to disagree with
             assert result.flag_event is None
         assert rt.store.flags() == []
-        assert len(_stored(rt)) == 4
+        assert len(_stored(rt)) == 2
     finally:
         rt.close()
 
