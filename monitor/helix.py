@@ -169,8 +169,9 @@ class HelixClient:
             backoff = min(MINT_BACKOFF_MAX_SECONDS, MINT_BACKOFF_SECONDS * 2 ** (self._mint_failures - 1))
             backoff *= random.uniform(0.5, 1.0)
             self._mint_blocked_until = self._clock() + backoff
-            log.warning("helix: minting an app token failed (%d in a row); next try in %.1fs",
-                        self._mint_failures, backoff)
+            # Debug: the caller reports the failure (one line); calls until the next try say when it comes.
+            log.debug("helix: minting an app token failed (%d in a row); next try in %.1fs",
+                     self._mint_failures, backoff)
             raise
         now = self._clock()
         self._mint_failures, self._mint_blocked_until = 0, 0.0

@@ -98,7 +98,7 @@ def test_a_token_endpoint_down_fails_fast_with_jittered_backoff_then_recovers(st
     clock = Clock()
     helix = helix_client(standin, clock=clock)
     standin.set_token_endpoint_down(True)
-    caplog.set_level(logging.WARNING, "monitor.helix")
+    caplog.set_level(logging.DEBUG, "monitor.helix")
     for _ in range(10):  # a cycle's worth of listings: one mint attempt, the others fail fast
         with pytest.raises(HelixError):
             helix.top_streams("21779", 5)
