@@ -145,7 +145,12 @@ def _soak(sim: StandIn, root: Path, seconds: float, database_url: str, settle_cy
         start = _process_figures(proc.pid)
         started = time.monotonic()
         undo: list[tuple[float, object]] = []
+        rss_samples = [start["rss_mib"]]
+        next_sample = started + 30
         while time.monotonic() - started < seconds:
+            if time.monotonic() >= next_sample:
+                rss_samples.append(_process_figures(proc.pid)["rss_mib"])
+                next_sample += 30
             if proc.poll() is not None:
                 raise RuntimeError(f"the daemon exited ({proc.returncode}):\n{log_path.read_text()[-3000:]}")
             now = time.monotonic()
@@ -177,7 +182,7 @@ def _soak(sim: StandIn, root: Path, seconds: float, database_url: str, settle_cy
         "seconds": round(seconds), "faults": sum(injected.values()), "fault_kinds": len(injected),
         "faults_by_kind": dict(sorted(injected.items())), "cycles": int(cycles), "checks": int(checks),
         "observations": observations, "tokens_minted": int(mints), "exit_code": code,
-        "start": start, "end": end,
+        "start": start, "end": end, "rss_mib_every_30s": rss_samples,
     }
 
 
