@@ -76,7 +76,7 @@ def test_sigkill_mid_cycle_then_restart_leaves_no_half_open_flag_and_the_next_cy
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
             with sqlite3.connect(db) as conn:
-                if conn.execute("SELECT count(*) FROM observations").fetchone()[0] >= 3:
+                if conn.execute("SELECT count(*) FROM observations").fetchone()[0] >= 2:
                     break
             time.sleep(0.1)
         assert proc.poll() is None, log_path.read_text()[-3000:]
@@ -87,7 +87,7 @@ def test_sigkill_mid_cycle_then_restart_leaves_no_half_open_flag_and_the_next_cy
     with sqlite3.connect(db) as conn:
         before = conn.execute("SELECT count(*) FROM observations").fetchone()[0]
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    assert 3 <= before < 10  # killed part-way through the cycle
+    assert 2 <= before < 10  # killed part-way through the cycle
     rt = fault_runtime(standin, tmp_path, capture_timeout_seconds=6.0, confirmations=1)
     try:
         summary = run_cycle(rt)
