@@ -5,7 +5,8 @@
 The daemon runs as its own process (interval 2 s, short captures) on a small
 world; this process hosts the stand-in and, every 0.5 to 3 s, switches on one
 fault at random (see FAULTS) and undoes it a few seconds later. At the end the
-faults stop, a cycle boundary is waited for, and the figures are read: cycles
+faults stop, the cycles run on for a while, every channel goes off the air (no
+new checks: the counts stop moving), and the figures are read: cycles
 and checks from the daemon's /metrics, observations from the database, and the
 daemon's resident memory, threads and open file descriptors from /proc, as
 seen after its first cycle and at the end. Prints one JSON object.
@@ -95,7 +96,9 @@ def _fault_list(sim: StandIn, kill_backends) -> dict:
 
 def soak(seconds: float, *, seed: int = 0, database_url: str | None = None, workdir: Path | None = None,
          cache_dir: Path | None = None, settle_cycles: int = 2) -> dict:
-    """Run the daemon for `seconds` under random faults, then `settle_cycles` without; return the figures."""
+    """Run the daemon for `seconds` under random faults, then `settle_cycles` without; return the figures.
+
+    The end figures are taken with every channel offline (cycles list, no check runs)."""
     random.seed(seed)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(workdir or tmp)
@@ -142,7 +145,7 @@ def _soak(sim: StandIn, root: Path, seconds: float, database_url: str, settle_cy
                                 stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=str(root))
     try:
         _wait(lambda: _metric(port, "twitchwatch_cycles_total") >= 1, 120, proc, log_path)
-        start = _process_figures(proc.pid)
+        start = _idle_figures(proc.pid)
         started = time.monotonic()
         undo: list[tuple[float, object]] = []
         rss_samples = [start["rss_mib"]]
@@ -167,7 +170,13 @@ def _soak(sim: StandIn, root: Path, seconds: float, database_url: str, settle_cy
             back()  # type: ignore[operator]
         cycles_at_end = _metric(port, "twitchwatch_cycles_total")
         _wait(lambda: _metric(port, "twitchwatch_cycles_total") >= cycles_at_end + settle_cycles, 120, proc, log_path)
-        end = _process_figures(proc.pid)
+        # Every channel off the air: cycles go on listing but start no check, so after two more cycles
+        # every check begun has been committed and counted, and the counts can be compared.
+        for login in sim.scenario.channels:
+            sim.set_offline(login.login, True)
+        cycles_quiet = _metric(port, "twitchwatch_cycles_total")
+        _wait(lambda: _metric(port, "twitchwatch_cycles_total") >= cycles_quiet + 2, 120, proc, log_path)
+        end = _idle_figures(proc.pid)
         checks, observations = _settled_counts(port, engine)
         cycles = _metric(port, "twitchwatch_cycles_total")
         mints = _metric(port, "twitchwatch_helix_tokens_minted_total")
@@ -187,15 +196,28 @@ def _soak(sim: StandIn, root: Path, seconds: float, database_url: str, settle_cy
 
 
 def _settled_counts(port: int, engine) -> tuple[float, int]:
-    """Return (checks counted by the daemon, observations in the database) read between two cycles."""
-    for _ in range(200):
+    """Return (checks counted by the daemon, observations in the database), once neither moves."""
+    for _ in range(100):
         before = _metric(port, "twitchwatch_checks_total")
         with engine.connect() as conn:
             observations = int(conn.execute(text("SELECT count(*) FROM observations")).scalar_one())
-        if _metric(port, "twitchwatch_checks_total") == before:
+        time.sleep(0.5)
+        with engine.connect() as conn:
+            again = int(conn.execute(text("SELECT count(*) FROM observations")).scalar_one())
+        if _metric(port, "twitchwatch_checks_total") == before and again == observations:
             return before, observations
-        time.sleep(0.2)
-    raise RuntimeError("checks never settled between cycles")
+    raise RuntimeError("checks never settled")
+
+
+def _idle_figures(pid: int, seconds: float = 3.0) -> dict:
+    """Return the figures of the quietest moment in `seconds` (1.5 intervals): the fewest threads, so that a
+    cycle's check threads running at one moment and not at another are not taken for growth."""
+    samples = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        samples.append(_process_figures(pid))
+        time.sleep(0.05)
+    return min(samples, key=lambda f: (f["threads"], f["fds"]))
 
 
 def _process_figures(pid: int) -> dict:
