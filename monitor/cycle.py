@@ -28,7 +28,7 @@ from monitor.check import CheckResult, check_stream
 from monitor.check_context import CheckContext
 from monitor.classify import Classifier
 from monitor.config import Config
-from monitor.errors import HelixError, ModelError
+from monitor.errors import HelixError, ModelError, TwitchwatchError
 from monitor.helix import HelixClient, Stream
 from monitor.metrics import Metrics
 from monitor.model_registry import ModelRegistry
@@ -228,6 +228,9 @@ def _guarded_check(
         return CheckResult.of(stream, Outcome.ERROR, error="abandoned: stopping")
     try:
         return check(ctx, stream, classifier)
+    except TwitchwatchError as exc:  # e.g. the database still down after the store's retry: one line
+        log.error("check %s failed: %s", stream.user_login, exc)
+        return CheckResult.of(stream, Outcome.ERROR, error=f"{type(exc).__name__}: {exc}")
     except Exception as exc:  # one broken check must not end the cycle
         log.exception("check %s failed unexpectedly", stream.user_login)
         return CheckResult.of(stream, Outcome.ERROR, error=f"{type(exc).__name__}: {exc}")
