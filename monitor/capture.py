@@ -54,11 +54,16 @@ def capture_stream(url: str, *, seconds: float, timeout: float, min_height: int 
     """Capture about `seconds` of video from `url` within `timeout` wall-clock seconds."""
     started = time.monotonic()
     session = _session(seconds)
-    streams = _list_streams(session, url)
-    variant, height = choose_variant({name: _height(name, stream) for name, stream in streams.items()}, min_height)
-    log.debug("capture %s: variant %s (%s px)", url, variant, height)
-    remaining = timeout - (time.monotonic() - started)
-    data, capped = _read_capped(streams[variant], max(remaining, 1.0))
+    try:
+        streams = _list_streams(session, url)
+        heights = {name: _height(name, stream) for name, stream in streams.items()}
+        variant, height = choose_variant(heights, min_height)
+        log.debug("capture %s: variant %s (%s px)", url, variant, height)
+        remaining = timeout - (time.monotonic() - started)
+        data, capped = _read_capped(streams[variant], max(remaining, 1.0))
+    finally:
+        # Each session pools its own connections: one left open per check is a socket leaked per check.
+        session.http.close()
     if not data:
         reason = "the wall-clock cap cut it (ad break or stall?)" if capped else "the stream ended at once"
         raise CaptureError(f"no video captured from {url} in {timeout:.0f}s: {reason}")

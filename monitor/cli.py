@@ -224,10 +224,14 @@ def _cmd_check(args: argparse.Namespace, cfg: Config) -> int:
     from monitor.check import check_stream
     from monitor.cycle import Runtime
     from monitor.errors import NotFoundError
+    from monitor.helix import valid_login
 
+    login = args.login.strip().lower()
+    if not valid_login(login):
+        # Checked before anything is built: a login names files and goes into URLs.
+        raise NotFoundError(f"{args.login[:40]!r} is not a Twitch login (1 to 25 of a-z, 0-9 and _)")
     rt = Runtime(cfg)
     try:
-        login = args.login.strip().lower()
         if rt.helix.user(login) is None:
             raise NotFoundError(f"no Twitch channel named {login!r}")
         stream = rt.helix.stream_of(login)

@@ -30,7 +30,7 @@ from monitor.check import CheckResult, check_stream
 from monitor.check_context import CheckContext
 from monitor.classify import Classifier
 from monitor.config import Config
-from monitor.errors import HelixError
+from monitor.errors import HelixError, ModelError, TwitchwatchError
 from monitor.helix import HelixClient, Stream
 from monitor.memory import cap_malloc_arenas, release_memory
 from monitor.metrics import Metrics
@@ -70,6 +70,7 @@ class Runtime:
         torch.set_num_threads(1)
         self._classifier: Classifier | None = None
         self._classifier_lock = threading.Lock()  # a worker's checks ask for it from several threads
+        self._bad_model: str | None = None
         self._category_names: dict[str, str] = {}
         self._notifier = None
         webhook_url = cfg.notify.webhook_url.get_secret_value()
@@ -94,7 +95,19 @@ class Runtime:
         with self._classifier_lock:
             active = self.registry.active_id()
             if self._classifier is None or self._classifier.model_id != active:
-                self._classifier = self.registry.load_active(self.cfg.model.inference)
+                try:
+                    loaded = self.registry.load_active(self.cfg.model.inference)
+                except ModelError as exc:
+                    if self._classifier is None:
+                        raise
+                    # A bad model made active by mistake: the last good one goes on, said once per model.
+                    if active != self._bad_model:
+                        self._bad_model = active
+                        self.metrics.model_load_failed()
+                        log.error("model %s cannot be loaded, keeping model %s: %s",
+                                  active, self._classifier.model_id, exc)
+                    return self._classifier
+                self._classifier = loaded
                 self.metrics.set_model(self._classifier.card)
                 log.info("model %s active (%s)", self._classifier.model_id, ", ".join(self._classifier.classes))
             return self._classifier
@@ -223,6 +236,9 @@ def _guarded_check(
         return CheckResult.of(stream, Outcome.ERROR, error="abandoned: stopping")
     try:
         return check(ctx, stream, classifier)
+    except TwitchwatchError as exc:  # e.g. the database still down after the store's retry: one line
+        log.error("check %s failed: %s", stream.user_login, exc)
+        return CheckResult.of(stream, Outcome.ERROR, error=f"{type(exc).__name__}: {exc}")
     except Exception as exc:  # one broken check must not end the cycle
         log.exception("check %s failed unexpectedly", stream.user_login)
         return CheckResult.of(stream, Outcome.ERROR, error=f"{type(exc).__name__}: {exc}")

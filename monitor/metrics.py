@@ -52,7 +52,7 @@ WEBHOOK_RESULTS = ("ok", "failed", "dropped")
 RETAIN_AREAS = ("live", "review")
 # What the daemon asks Helix (monitor.helix), and the answers that alerts and the client tell apart:
 # 0 no answer, 200, 401 a token to mint again, 429 the rate limit, 5xx Twitch's trouble.
-HELIX_ENDPOINTS = ("token", "streams", "users", "games")
+HELIX_ENDPOINTS = ("token", "validate", "streams", "users", "games")
 HELIX_STATUSES = ("0", "200", "401", "429", "500", "503")
 
 # Buckets per stage, around what each stage costs: a capture is about
@@ -105,6 +105,14 @@ class Metrics:
         self._helix_remaining = Gauge(
             "twitchwatch_helix_ratelimit_remaining", "Points left in the Helix rate-limit bucket (last answer).",
             registry=r,
+        )
+        self._tokens_minted = Counter(
+            "twitchwatch_helix_tokens_minted", "App access tokens minted (a 200 from /oauth2/token): a handful "
+            "a month is normal; one per request means renewal is broken.", registry=r,
+        )
+        self._model_load_errors = Counter(
+            "twitchwatch_model_load_errors", "Times the active model could not be loaded and the last good "
+            "one was kept.", registry=r,
         )
         self._bytes = Counter(
             "twitchwatch_downloaded_bytes", "Bytes downloaded, by kind (video, thumbnail).", ["kind"], registry=r,
@@ -233,6 +241,8 @@ class Metrics:
     def helix_request(self, endpoint: str, status: int, ratelimit_remaining: int | None) -> None:
         """Count one Helix request and keep the rate-limit points it reported."""
         self._helix_requests.labels(endpoint=endpoint, status=str(status)).inc()
+        if endpoint == "token" and status == 200:
+            self._tokens_minted.inc()
         self._touch()
         if ratelimit_remaining is not None:
             self._helix_remaining.set(ratelimit_remaining)
@@ -285,6 +295,10 @@ class Metrics:
         trained = _timestamp(card.get("created_at"))
         if trained is not None:
             self._model_trained.set(trained)
+
+    def model_load_failed(self) -> None:
+        """Count one failed load of the active model (the last good one stays in use)."""
+        self._model_load_errors.inc()
 
     def job_error(self) -> None:
         """Count one scheduled cycle that raised."""

@@ -93,3 +93,13 @@ def cli(clean_environ, monkeypatch, capsys) -> Callable[..., tuple[int, str, str
         return code, out, err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def command_world(tmp_path_factory, standin_cache):
+    """Every twitchwatch command run once on a tiny world with secrets and hostile Helix data (fault_helpers)."""
+    from dbfixtures import throwaway_database
+    from fault_helpers import build_command_world
+
+    with throwaway_database("tw_commands") as url:
+        yield build_command_world(tmp_path_factory.mktemp("command-world"), standin_cache, url)

@@ -50,7 +50,7 @@ from monitor.capture import capture_stream
 from monitor.config import Config
 from monitor.errors import CaptureError, DatasetError, DecodeError, HelixError
 from monitor.frames import decode_sampled, resize_frame
-from monitor.helix import HelixClient, Stream
+from monitor.helix import CLIP_ID_RE, HelixClient, Stream
 from monitor.jsonl import append_jsonl, read_jsonl
 from monitor.retain import load_frames, read_clips
 from trainer.clip import Clip
@@ -155,6 +155,10 @@ class DatasetStore:
 
     def commit_clip(self, record: dict, frames: list[np.ndarray], frame_indices: list[int]) -> list[dict]:
         """Store a clip's frames and its lines atomically enough to resume after a crash."""
+        if not CLIP_ID_RE.fullmatch(str(record["clip_id"])) or not str(record["category"]).isdigit():
+            # Both come from outside (Helix) and name directories: nothing may leave frames_dir.
+            raise DatasetError(f"refusing to store clip {str(record['clip_id'])[:40]!r} of category "
+                               f"{str(record['category'])[:40]!r}: not a Twitch clip id and category id")
         final = self.frames_dir / record["category"] / record["clip_id"]
         tmp = final.parent / f".tmp-{record['clip_id']}"
         shutil.rmtree(tmp, ignore_errors=True)

@@ -41,6 +41,7 @@ class TokenStore:
         self.clock = clock
         self.clients: dict[str, str] = {}
         self._tokens: dict[str, Token] = {}
+        self._ever: list[str] = []
         self._lock = threading.Lock()
         self.issued = 0
 
@@ -73,8 +74,14 @@ class TokenStore:
         token = secrets.token_hex(15)  # Twitch tokens are 30 lowercase alphanumerics
         with self._lock:
             self._tokens[token] = Token(client_id, self.clock() + self.ttl)
+            self._ever.append(token)
             self.issued += 1
         return token
+
+    def issued_tokens(self) -> list[str]:
+        """Return every token issued so far, revoked and expired ones too (tests grep output for them)."""
+        with self._lock:
+            return list(self._ever)
 
     def lookup(self, token: str) -> Token | None:
         """Return the token's record while it is valid, else None."""

@@ -86,7 +86,8 @@ class HelixApi:
                 rows.append((channel, state))
         rows.sort(key=lambda row: (-row[0].viewer_count, row[0].user_id))
         items = [self._stream(channel, state) for channel, state in rows]
-        return _paginate(items, query, "streams", overlap=self.world.duplicate_pagination)
+        return _paginate(items, query, "streams", overlap=self.world.duplicate_pagination,
+                         fault=self.world.pagination_fault)
 
     def clips(self, query: Query) -> dict:
         selectors = [key for key in ("broadcaster_id", "game_id", "id") if query.get(key)]
@@ -165,14 +166,21 @@ class HelixApi:
 _LANGUAGES = {"en": "English", "de": "Deutsch", "es": "Español", "fr": "Français", "it": "Italiano"}
 
 
-def encode_cursor(endpoint: str, offset: int) -> str:
-    """Return an opaque cursor for position offset of an endpoint's listing."""
-    raw = json.dumps({"b": None, "a": {"Offset": offset, "Endpoint": endpoint}}, separators=(",", ":"))
+def encode_cursor(endpoint: str, offset: int, detour: bool = False) -> str:
+    """Return an opaque cursor for position offset of an endpoint's listing (detour: a fault already served)."""
+    after: dict = {"Offset": offset, "Endpoint": endpoint}
+    if detour:
+        after["Detour"] = 1
+    raw = json.dumps({"b": None, "a": after}, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
 def decode_cursor(endpoint: str, cursor: str) -> int:
     """Return the offset in a cursor, or raise BadRequest("invalid cursor")."""
+    return _decode(endpoint, cursor)[0]
+
+
+def _decode(endpoint: str, cursor: str) -> tuple[int, bool]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         data = json.loads(raw)
@@ -181,18 +189,35 @@ def decode_cursor(endpoint: str, cursor: str) -> int:
             raise ValueError(cursor)
     except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
         raise BadRequest("invalid cursor") from None
-    return offset
+    return offset, bool(data["a"].get("Detour"))
 
 
-def _paginate(items: list[dict], query: Query, endpoint: str, overlap: bool) -> dict:
-    """Cut one page; with overlap, a page repeats the previous page's last item first."""
+PAGINATION_FAULTS = ("", "overlap", "repeat", "empty", "loop")
+
+
+def _paginate(items: list[dict], query: Query, endpoint: str, overlap: bool, fault: str = "") -> dict:
+    """Cut one page, with one of the pagination faults Twitch shows (PAGINATION_FAULTS).
+
+    overlap: a page repeats the previous page's last item first; repeat: the
+    second request serves the first page again; empty: the second request is
+    an empty page whose cursor leads on; loop: the last page's cursor points
+    back to the first page.
+    """
     first = _first(query)
-    start = decode_cursor(endpoint, query["after"][0]) if query.get("after", [""])[0] else 0
-    if overlap and start > 0:
+    start, detour = _decode(endpoint, query["after"][0]) if query.get("after", [""])[0] else (0, False)
+    if (overlap or fault == "overlap") and start > 0:
         start -= 1
+    if start > 0 and not detour and fault in ("repeat", "empty"):
+        page = items[:first] if fault == "repeat" else []
+        return {"data": page, "pagination": {"cursor": encode_cursor(endpoint, start, detour=True)}}
     page = items[start: start + first]
     end = start + len(page)
-    pagination = {"cursor": encode_cursor(endpoint, end)} if end < len(items) else {}
+    if end < len(items):
+        pagination = {"cursor": encode_cursor(endpoint, end)}
+    elif fault == "loop" and start > 0:
+        pagination = {"cursor": encode_cursor(endpoint, 0, detour=True)}
+    else:
+        pagination = {}
     return {"data": page, "pagination": pagination}
 
 

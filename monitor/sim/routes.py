@@ -22,6 +22,7 @@ import json
 import logging
 import re
 import socket
+import struct
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
@@ -129,6 +130,9 @@ class RequestHandler(BaseHTTPRequestHandler):
         params.update({k: v[0] for k, v in form.items()})
         try:
             if path == "/oauth2/token" and method == "POST":
+                if sim.token_endpoint_down:
+                    self._json(503, {"status": 503, "message": "Service Unavailable"})
+                    return
                 body: dict = sim.tokens.grant(params)
                 sim.counters._token()
             elif path == "/oauth2/validate" and method == "GET":
@@ -170,7 +174,45 @@ class RequestHandler(BaseHTTPRequestHandler):
             self._json(429, error_body(429, "Too Many Requests"), allowance.headers())
             return
         status, body = sim.helix.get(path, query)
+        fault = sim.take_helix_fault(path.removeprefix("/helix/").rstrip("/"))
+        if fault:
+            self._helix_fault(fault, status, body, allowance.headers())
+            return
         self._json(status, body, allowance.headers())
+
+    def _helix_fault(self, fault: str, status: int, body: dict, headers: dict[str, str]) -> None:
+        """Answer with one of server.HELIX_FAULTS in place of the real answer."""
+        if fault in ("500", "503"):
+            self._json(int(fault), {"error": "Internal Server Error", "status": int(fault), "message": ""}, headers)
+        elif fault == "reset":
+            # SO_LINGER 0: close() sends a RST, as a dropped connection does.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            self.close_connection = True
+        elif fault == "huge":
+            # No Content-Length: the reader only learns the size by reading (50 MB, unless it stops).
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            self.wfile.write(b'{"data": [{"id": "' )
+            chunk = b"9" * (1 << 20)
+            for _ in range(50):
+                self.wfile.write(chunk)
+            self.wfile.write(b'"}], "pagination": {}}')
+        elif fault == "not_json":
+            self._send(200, b"<html><body>upstream hiccup</body></html>", "application/json", headers=headers)
+        else:
+            items = body.get("data") or []
+            if items:
+                items[0] = dict(items[0])
+                if fault == "wrong_types":
+                    items[0]["viewer_count"] = "lots"
+                else:  # the field a path is built from: a stream's or user's login, a clip's id
+                    key = next(k for k in ("user_login", "login", "broadcaster_id", "id") if k in items[0])
+                    items[0]["id" if key == "broadcaster_id" else key] = "../../etc"
+            self._json(status, body, headers)
 
     # -- video and images -------------------------------------------------------------------------
     def _media(self, sim: StandIn, path: str) -> None:
@@ -189,6 +231,14 @@ class RequestHandler(BaseHTTPRequestHandler):
         if sim.scenario.channel(login) is None or not sim.world.state(login).live:
             body = [{"url": f"/live/{login}", "error": "Can not find channel", "error_code": "does_not_exist"}]
             self._json(404, body)
+            return
+        if parts[1:] == ["index.m3u8"] and sim.single_variant(login):
+            # The 360p media playlist itself, its segment URIs under 360p/.
+            last = sim.world.live_edge(login)
+            window = sim.scenario.live_window_segments
+            text = hls.live_media(last - window + 1, last, sim.scenario.segment_seconds, sim.world.clock())
+            text = text.replace(",live\n", ",live\n360p/")
+            self._send(200, text.encode(), M3U8, cache=False)
             return
         if parts[1:] == ["index.m3u8"]:
             self._send(200, hls.multivariant(VARIANTS.values(), sim.scenario.fps).encode(), M3U8)
@@ -270,6 +320,7 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None,
               cache: bool = True) -> None:
+        self.server.standin.counters._status(urlsplit(self.path).path, status)
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))

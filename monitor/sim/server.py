@@ -26,13 +26,18 @@ from monitor.sim.auth import RateLimiter, TokenStore
 from monitor.sim.camera import CameraScene
 from monitor.sim.encode import TICKS, SegmentStore
 from monitor.sim.game import game_frames
-from monitor.sim.helix import HelixApi
+from monitor.sim.helix import PAGINATION_FAULTS, HelixApi
 from monitor.sim.routes import HttpServer, RequestHandler
 from monitor.sim.scenario import Scenario, Truth
 from monitor.sim.world import World
 
 DEFAULT_CLIENT_ID = "standinclient0twitchwatch00000"
 DEFAULT_CLIENT_SECRET = "standinsecret0twitchwatch00000"
+# What set_helix_fault makes an answer do: an HTTP 500 or 503, a connection reset with no answer,
+# a 50 MB body, a body that is not JSON, a number given as a string, a login that walks out of a directory.
+HELIX_FAULTS = ("500", "503", "reset", "huge", "not_json", "wrong_types", "hostile_login")
+# What set_segment_fault does to each live segment of a channel.
+SEGMENT_FAULTS = ("truncated", "empty", "long")
 THUMBNAIL_EVERY = 6  # segments between thumbnail refreshes
 PTS_BASE = 10 * TICKS  # streams do not start their clock at zero; neither do we
 
@@ -52,6 +57,13 @@ class Counters:
         self._clip_bytes: Counter[tuple[str, str]] = Counter()
         self._paths: Counter[str] = Counter()
         self._tokens = 0
+        self._statuses: Counter[tuple[str, int]] = Counter()
+
+    def answers(self, path_prefix: str, status: int) -> int:
+        """Return how many answers with that HTTP status went to paths starting with path_prefix."""
+        with self._lock:
+            return sum(n for (path, code), n in self._statuses.items()
+                       if code == status and path.startswith(path_prefix))
 
     def bytes_served(self, login: str, variant: str) -> int:
         """Return bytes of live media segments served for a channel variant ("360p", "720p")."""
@@ -81,6 +93,10 @@ class Counters:
         with self._lock:
             self._paths[path] += 1
 
+    def _status(self, path: str, status: int) -> None:
+        with self._lock:
+            self._statuses[(path, status)] += 1
+
     def _token(self) -> None:
         with self._lock:
             self._tokens += 1
@@ -109,6 +125,11 @@ class StandIn:
         self.stream_url = self.url + "/live/{user_login}/index.m3u8"
         self.helix = HelixApi(self.world, self.url)
         self._thread: threading.Thread | None = None
+        self._faults_lock = threading.Lock()
+        self._token_down = False
+        self._helix_faults: dict[str, tuple[str, int | None]] = {}  # endpoint -> (kind, answers left)
+        self._segment_faults: dict[str, str] = {}  # login -> one of SEGMENT_FAULTS
+        self._single_variant: set[str] = set()
 
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self) -> StandIn:
@@ -153,6 +174,71 @@ class StandIn:
         """Make every token issued so far answer 401."""
         self.tokens.expire_all()
 
+    def revoke_tokens(self) -> None:
+        """Revoke every token issued so far (as a user or Twitch does): they answer 401 from now on."""
+        self.tokens.expire_all()
+
+    def set_token_endpoint_down(self, down: bool = True) -> None:
+        """Make POST /oauth2/token answer 503 (down) or work again."""
+        with self._faults_lock:
+            self._token_down = down
+
+    @property
+    def token_endpoint_down(self) -> bool:
+        with self._faults_lock:
+            return self._token_down
+
+    def set_helix_fault(self, kind: str, endpoint: str = "streams", times: int | None = None) -> None:
+        """Make Helix /<endpoint> answer with a fault (HELIX_FAULTS), `times` times or until cleared with ""."""
+        if kind and kind not in HELIX_FAULTS:
+            raise ValueError(f"unknown Helix fault {kind!r}; expected one of {', '.join(HELIX_FAULTS)}")
+        with self._faults_lock:
+            if kind:
+                self._helix_faults[endpoint] = (kind, times)
+            else:
+                self._helix_faults.pop(endpoint, None)
+
+    def take_helix_fault(self, endpoint: str) -> str:
+        """Return the fault the next answer of an endpoint carries ("" for none), counting it off."""
+        with self._faults_lock:
+            kind, left = self._helix_faults.get(endpoint, ("", None))
+            if kind and left is not None:
+                if left <= 1:
+                    del self._helix_faults[endpoint]
+                else:
+                    self._helix_faults[endpoint] = (kind, left - 1)
+            return kind
+
+    def set_segment_fault(self, login: str, kind: str) -> None:
+        """Serve a channel's live segments "truncated" (cut mid-packet), "empty" (0 bytes) or "long" (8 segments
+        of video in one), or as they are ("")."""
+        if kind and kind not in SEGMENT_FAULTS:
+            raise ValueError(f"unknown segment fault {kind!r}; expected one of {', '.join(SEGMENT_FAULTS)}")
+        with self._faults_lock:
+            if kind:
+                self._segment_faults[self._known(login)] = kind
+            else:
+                self._segment_faults.pop(login, None)
+
+    def segment_fault(self, login: str) -> str:
+        with self._faults_lock:
+            return self._segment_faults.get(login, "")
+
+    def set_single_variant(self, login: str, on: bool = True) -> None:
+        """Serve a channel's index.m3u8 as one media playlist, no variants: streamlink offers only `best`."""
+        with self._faults_lock:
+            (self._single_variant.add if on else self._single_variant.discard)(self._known(login))
+
+    def single_variant(self, login: str) -> bool:
+        with self._faults_lock:
+            return login in self._single_variant
+
+    def set_pagination_fault(self, kind: str) -> None:
+        """Make /streams pages misbehave: "overlap", "repeat", "empty", "loop" (see sim.helix._paginate), "" off."""
+        if kind not in PAGINATION_FAULTS:
+            raise ValueError(f"unknown pagination fault {kind!r}")
+        self.world.set_pagination_fault(kind)
+
     def drain_bucket(self, reset_in: float = 2.0) -> None:
         """Empty every client's rate-limit bucket until now + reset_in, when it refills."""
         self.limiter.drain(reset_in)
@@ -190,7 +276,16 @@ class StandIn:
         index = sequence % loop
         data = self.store.segment(channel, "live", variant, index)  # type: ignore[arg-type]
         offset = PTS_BASE + (sequence - index) * self.scenario.segment_seconds * TICKS
-        data = transport.shift_timestamps(data, offset)
+        fault = self.segment_fault(login)
+        if fault == "empty":
+            return b""
+        if fault == "long":
+            step = self.scenario.segment_seconds * TICKS
+            data = b"".join(transport.shift_timestamps(data, offset + k * step) for k in range(8))
+        else:
+            data = transport.shift_timestamps(data, offset)
+        if fault == "truncated":
+            data = data[: len(data) * 2 // 5 + 77]  # cut inside a packet, as a dropped transfer does
         fraction = self.world.state(login).corrupt
         if not fraction:
             return data

@@ -62,6 +62,7 @@ class World:
         self.started = clock()
         self._lock = threading.Lock()
         self._duplicate_pagination = False
+        self._pagination_fault = ""
         self._state = {}
         for ch in scenario.channels:
             # Streams went live at staggered times before the stand-in started.
@@ -89,6 +90,11 @@ class World:
     def duplicate_pagination(self) -> bool:
         with self._lock:
             return self._duplicate_pagination
+
+    @property
+    def pagination_fault(self) -> str:
+        with self._lock:
+            return self._pagination_fault
 
     def live_edge(self, login: str) -> int:
         """Return the newest media sequence number a live channel's playlist lists now."""
@@ -132,6 +138,10 @@ class World:
     def set_duplicate_pagination(self, on: bool) -> None:
         with self._lock:
             self._duplicate_pagination = on
+
+    def set_pagination_fault(self, kind: str) -> None:
+        with self._lock:
+            self._pagination_fault = kind
 
 
 def iso(ts: float) -> str:
