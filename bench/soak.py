@@ -32,7 +32,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
 
+from cli_helpers import write_config  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.pool import NullPool  # noqa: E402
@@ -119,14 +121,14 @@ def _soak(sim: StandIn, root: Path, seconds: float, database_url: str, settle_cy
                           {"classes": classes, "arch": "squeezenet1_1", "segments": 2, "frames_per_segment": 1})
     ModelRegistry(data).activate(model_id)
     port = _free_port()
-    twitch = "\n".join(f"{k} = {json.dumps(v)}" for k, v in sim.twitch_config().items())
-    config = root / "soak.toml"
-    config.write_text(
-        f"[twitch]\n{twitch}\nrequest_timeout_seconds = 5.0\n\n[categories]\nwatch = {json.dumps(classes)}\n"
-        f"chatting = \"509658\"\n\n[storage]\ndatabase_url = {json.dumps(database_url)}\n"
-        f"data_dir = {json.dumps(str(data))}\n\n[model]\npretrained = \"none\"\n\n"
-        f"[monitor]\ninterval_seconds = 2\ncapture_seconds = 2\ncapture_timeout_seconds = 6.0\nsegments = 2\n"
-        f"frames_per_segment = 1\nmetrics_port = {port}\nstop_timeout_seconds = 15.0\n")
+    config = write_config(root / "soak.toml", {
+        "twitch": {**sim.twitch_config(), "request_timeout_seconds": 5.0},
+        "categories": {"watch": classes, "chatting": "509658"},
+        "storage": {"database_url": database_url, "data_dir": str(data)},
+        "model": {"pretrained": "none"},
+        "monitor": {"interval_seconds": 2, "capture_seconds": 2, "capture_timeout_seconds": 6.0, "segments": 2,
+                    "frames_per_segment": 1, "metrics_port": port, "stop_timeout_seconds": 15.0},
+    })
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TWITCHWATCH_", "TWITCH_"))}
     env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     log_path = root / "daemon.log"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cli_helpers import write_config
 from sqlalchemy.engine import URL
 
 from monitor.config import TwitchConfig
@@ -94,15 +94,17 @@ def build_command_world(root: Path, cache_dir: Path, postgres_url: URL) -> Comma
     database_url = postgres_url.set(password=DB_PASSWORD).render_as_string(hide_password=False)
     hook = f"http://127.0.0.1:9/hooks/{WEBHOOK_SECRET}"
     with StandIn(scenario, cache_dir=cache_dir, client_secret=CLIENT_SECRET) as sim:
-        twitch = "\n".join(f"{k} = {json.dumps(v)}" for k, v in sim.twitch_config().items())
-        config = root / "twitchwatch.toml"
-        config.write_text(
-            f"[twitch]\n{twitch}\n\n[categories]\nwatch = {json.dumps([c.id for c in scenario.categories])}\n"
-            f"chatting = \"509658\"\n\n[storage]\ndatabase_url = \"{database_url}\"\ndata_dir = \"{world.data_dir}\"\n\n"
-            f"[notify]\nwebhook_url = \"{hook}\"\n\n[model]\npretrained = \"none\"\n\n"
-            "[monitor]\nmetrics_port = 0\ncapture_seconds = 4\nconfirmations = 1\nsegments = 2\n"
-            "frames_per_segment = 1\n\n[dataset]\nstreamers_per_category = 2\nclips_per_channel = 1\n\n"
-            "[train]\nbatch_size = 4\nclips_per_epoch = 8\n")
+        config = write_config(root / "twitchwatch.toml", {
+            "twitch": sim.twitch_config(),
+            "categories": {"watch": [c.id for c in scenario.categories], "chatting": "509658"},
+            "storage": {"database_url": database_url, "data_dir": str(world.data_dir)},
+            "notify": {"webhook_url": hook},
+            "model": {"pretrained": "none"},
+            "monitor": {"metrics_port": 0, "capture_seconds": 4, "confirmations": 1, "segments": 2,
+                        "frames_per_segment": 1},
+            "dataset": {"streamers_per_category": 2, "clips_per_channel": 1},
+            "train": {"batch_size": 4, "clips_per_epoch": 8},
+        })
 
         def run(*command: str, key: str | None = None) -> None:
             out, err = io.StringIO(), io.StringIO()
