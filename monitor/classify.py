@@ -24,7 +24,7 @@ from torchvision import models as tvm
 
 from monitor.config import DEFAULT_FRAMES_PER_SEGMENT, DEFAULT_SEGMENTS
 from monitor.errors import ModelError
-from monitor.frames import preprocess
+from monitor.frames import INPUT_SIZE, preprocess
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +149,7 @@ class Classifier:
     segments: int = DEFAULT_SEGMENTS
     frames_per_segment: int = DEFAULT_FRAMES_PER_SEGMENT
     card: dict = field(default_factory=dict)
+    input_size: int = INPUT_SIZE  # the side of the square inputs it was trained on (its card's)
     # What scores frames: `model` itself ("fp32") or an int8 copy of it ("int8", monitor.quantize).
     serving: str = "fp32"
     serving_model: nn.Module | None = field(default=None, repr=False)
@@ -170,7 +171,7 @@ class Classifier:
         outs = []
         with torch.inference_mode():
             for start in range(0, len(frames), SCORE_BATCH):
-                batch = preprocess(frames[start : start + SCORE_BATCH])
+                batch = preprocess(frames[start : start + SCORE_BATCH], self.input_size)
                 # FX int8 kernels take contiguous NCHW; fp32 convolutions are faster channels-last.
                 outs.append(model(batch.contiguous() if self.serving == "int8" else batch))
         if not outs:
@@ -197,6 +198,7 @@ class Classifier:
         segments: int = DEFAULT_SEGMENTS,
         frames_per_segment: int = DEFAULT_FRAMES_PER_SEGMENT,
         card: dict | None = None,
+        input_size: int = INPUT_SIZE,
     ) -> Classifier:
         """Wrap a model built or trained in this process."""
         return cls(
@@ -208,4 +210,5 @@ class Classifier:
             segments=segments,
             frames_per_segment=frames_per_segment,
             card=dict(card or {}),
+            input_size=int(input_size),
         )

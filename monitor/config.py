@@ -244,6 +244,10 @@ class TrainConfig(Section):
         "Arithmetic of the training forward pass: bf16 (about 2x faster where the CPU has native bf16, "
         "bench/train_step.py), fp32, or auto (bf16 only where native). Weights, gradients, validation and "
         "serving stay fp32."))
+    input_size: int = Field(224, ge=64, le=448, description=(
+        "Side in pixels of the square picture the model is trained on and served at (its card records "
+        "it). Frames are stored at 224; a smaller side costs a training step and a check about "
+        "(side/224)^2 of the CPU."))
 
 
 class RetainConfig(Section):

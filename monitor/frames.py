@@ -51,6 +51,14 @@ PREPROCESSING = {
 MODES = ("train", "test")
 
 
+def preprocessing(size: int = INPUT_SIZE) -> dict:
+    """Return the card's `preprocessing` record for a model fed size x size inputs."""
+    if size == INPUT_SIZE:
+        return PREPROCESSING
+    return {**PREPROCESSING, "input_size": size,
+            "resize": f"{PREPROCESSING['resize']}, then to {size}x{size} (bilinear, antialiased)"}
+
+
 def sample_indices(
     total_frames: int,
     segments: int,
@@ -144,18 +152,21 @@ def decode_sampled(
     )
 
 
-def preprocess(frames: Sequence[np.ndarray]) -> torch.Tensor:
-    """Turn RGB uint8 HxWx3 frames into the model's (N, 3, 224, 224) float32 input.
+def preprocess(frames: Sequence[np.ndarray], size: int = INPUT_SIZE) -> torch.Tensor:
+    """Turn RGB uint8 HxWx3 frames into the model's (N, 3, size, size) float32 input.
 
     Each whole frame is resized (bilinear, antialiased, to uint8) to 224x224
-    and normalised with the ImageNet mean and std. Augmentations belong
+    and normalised with the ImageNet mean and std. A model trained at another
+    `size` (its card's `input_size`) gets the 224x224 frame resized again to
+    size x size: datasets and kept live frames are stored at 224, so every
+    frame, stored or just decoded, takes the same two steps. Augmentations belong
     before this call, on the raw frames. The tensor is laid out channels-last
     in memory (same shape and values): CPU convolutions run about twice as
     fast on it, and the frames arrive that way from HxWx3 arrays anyway.
     """
     if not frames:
-        return torch.empty((0, 3, INPUT_SIZE, INPUT_SIZE), dtype=torch.float32)
-    out = torch.empty((len(frames), 3, INPUT_SIZE, INPUT_SIZE), dtype=torch.float32).contiguous(
+        return torch.empty((0, 3, size, size), dtype=torch.float32)
+    out = torch.empty((len(frames), 3, size, size), dtype=torch.float32).contiguous(
         memory_format=torch.channels_last
     )
     # Frames of one video share a size: resize them as one batch.
@@ -165,7 +176,10 @@ def preprocess(frames: Sequence[np.ndarray]) -> torch.Tensor:
         by_shape.setdefault(frame.shape, []).append(i)
     for positions in by_shape.values():
         batch = torch.from_numpy(np.stack([frames[i] for i in positions])).permute(0, 3, 1, 2)
-        out[positions] = _resize(batch).float().div_(255.0)
+        resized = _resize(batch)
+        if size != INPUT_SIZE:
+            resized = tvf.resize(resized, [size, size], antialias=True)
+        out[positions] = resized.float().div_(255.0)
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     return out.sub_(mean).div_(std)

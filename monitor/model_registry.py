@@ -30,6 +30,7 @@ from monitor.atomic_file import write_atomic
 from monitor.classify import ARCHS, Classifier, build_model
 from monitor.config import DEFAULT_FRAMES_PER_SEGMENT, DEFAULT_SEGMENTS
 from monitor.errors import ModelError
+from monitor.frames import INPUT_SIZE
 from monitor.quantize import load_int8
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ class ModelRegistry:
             frames_per_segment=int(checkpoint.get("frames_per_segment",
                                                   card.get("frames_per_segment", DEFAULT_FRAMES_PER_SEGMENT))),
             card=card,
+            input_size=int(card.get("input_size", INPUT_SIZE)),
         )
         if inference == "int8":
             self._serve_int8(classifier, directory / INT8_FILE)
@@ -111,7 +113,7 @@ class ModelRegistry:
             return
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
-            classifier.serve_int8(load_int8(classifier.model, state))
+            classifier.serve_int8(load_int8(classifier.model, state, classifier.input_size))
         except Exception as exc:  # a bad int8 file must not stop the fp32 model serving
             log.warning("model %s: int8 weights %s unusable (%s): fp32 serves", classifier.model_id, path,
                         _brief(exc))

@@ -39,12 +39,12 @@ MAX_ACCURACY_DROP = 0.005  # clip accuracy int8 may lose against fp32 on the tes
 CALIBRATION_BATCH = 64  # observers cost per call more than per frame: few, large batches
 
 
-def _prepared(model: nn.Module) -> nn.Module:
+def _prepared(model: nn.Module, size: int = INPUT_SIZE) -> nn.Module:
     from torch.ao.quantization import get_default_qconfig_mapping
     from torch.ao.quantization.quantize_fx import prepare_fx
 
     torch.backends.quantized.engine = BACKEND
-    example = (torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE),)
+    example = (torch.zeros(1, 3, size, size),)
     fp32 = copy.deepcopy(model).to(memory_format=torch.contiguous_format).eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao's deprecation notice and observer range hints
@@ -59,20 +59,20 @@ def _converted(prepared: nn.Module) -> nn.Module:
         return convert_fx(prepared).eval()
 
 
-def quantize_int8(model: nn.Module, calibration_frames: Sequence[np.ndarray]) -> nn.Module:
-    """Return an int8 copy of `model` calibrated on RGB frames (the fp32 model is left as it was)."""
+def quantize_int8(model: nn.Module, calibration_frames: Sequence[np.ndarray], size: int = INPUT_SIZE) -> nn.Module:
+    """Return an int8 copy of `model` (fed size x size inputs) calibrated on RGB frames; `model` is left as it was."""
     if not calibration_frames:
         raise ValueError("int8 calibration needs at least one frame")
-    prepared = _prepared(model)
+    prepared = _prepared(model, size)
     with torch.inference_mode():
         for start in range(0, len(calibration_frames), CALIBRATION_BATCH):
-            prepared(preprocess(calibration_frames[start : start + CALIBRATION_BATCH]).contiguous())
+            prepared(preprocess(calibration_frames[start : start + CALIBRATION_BATCH], size).contiguous())
     return _converted(prepared)
 
 
-def load_int8(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
+def load_int8(model: nn.Module, state: dict[str, torch.Tensor], size: int = INPUT_SIZE) -> nn.Module:
     """Rebuild the int8 model of `model`'s architecture and load a saved int8 state dict into it."""
-    shell = _converted(_prepared(model))
+    shell = _converted(_prepared(model, size))
     shell.load_state_dict(state)
     return shell
 

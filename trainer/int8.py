@@ -40,7 +40,7 @@ def int8_for(classifier: Classifier, *, calibration: Sequence[Clip], test: Seque
              fp32: Evaluation | None = None) -> tuple[dict[str, torch.Tensor], Int8Guard]:
     """Return the int8 model's state dict and how it did against fp32 on `test`."""
     frames = calibration_frames(classifier, calibration) or calibration_frames(classifier, test)
-    int8 = quantize_int8(classifier.model, frames)
+    int8 = quantize_int8(classifier.model, frames, classifier.input_size)
     fp32 = fp32 or evaluate_model(classifier, test)
     served = dataclasses.replace(classifier, serving="int8", serving_model=int8)
     quantised = evaluate_model(served, test)

@@ -70,7 +70,7 @@ def save_model(
         "format_version": FORMAT_VERSION,
         "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         **{k: full_card[k] for k in _CHECKPOINT_KEYS},
-        "input_size": PREPROCESSING["input_size"],
+        "input_size": full_card["input_size"],
     }
     buffer = io.BytesIO()
     torch.save(checkpoint, buffer)

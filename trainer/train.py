@@ -68,7 +68,7 @@ from torch import nn
 from monitor.classify import Classifier, build_model
 from monitor.config import Config
 from monitor.errors import DatasetError, ModelError
-from monitor.frames import PREPROCESSING, preprocess, sample_indices
+from monitor.frames import INPUT_SIZE, preprocess, preprocessing, sample_indices
 from trainer import distributed
 from trainer.augment import ERASE_PROBABILITY, augment
 from trainer.clip import Clip
@@ -126,6 +126,7 @@ class TrainingSpec:
     log_every: int = LOG_EVERY
     max_seconds: float | None = None
     precision: str = "auto"  # of the training forward pass: "auto", "bf16" or "fp32" (see autocast)
+    input_size: int = INPUT_SIZE  # side of the square model input, in training and wherever the model serves
 
     @classmethod
     def from_config(
@@ -154,6 +155,7 @@ class TrainingSpec:
             chatting=cfg.categories.chatting,
             max_seconds=max_seconds or (cfg.train.max_minutes * 60) or None,
             precision=cfg.train.precision,
+            input_size=cfg.train.input_size,
         )
 
     def replace(self, **changes: object) -> TrainingSpec:
@@ -192,6 +194,7 @@ class TrainResult:
             segments=self.spec.segments,
             frames_per_segment=self.spec.frames_per_segment,
             card=self.card(),
+            input_size=self.spec.input_size,
         )
 
     def card(self, **extra: object) -> dict:
@@ -202,8 +205,8 @@ class TrainResult:
             "segments": self.spec.segments,
             "frames_per_segment": self.spec.frames_per_segment,
             "temperature": self.temperature,
-            "preprocessing": PREPROCESSING,
-            "input_size": PREPROCESSING["input_size"],
+            "preprocessing": preprocessing(self.spec.input_size),
+            "input_size": self.spec.input_size,
             "train_seconds": round(self.train_seconds, 2),
             "best_epoch": self.best_epoch,
             "history": self.history,
@@ -309,6 +312,7 @@ class _Run:
     def scorer(self, model: nn.Module) -> Classifier:
         """Wrap the model being trained as inference scores it (test-mode K x n, temperature 1)."""
         return Classifier.from_model(model, self.classes, arch=self.spec.arch, segments=self.spec.segments,
+                                     input_size=self.spec.input_size,
                                      frames_per_segment=self.spec.frames_per_segment)
 
 
@@ -489,7 +493,7 @@ def _train_epoch(
         ]
         targets = torch.tensor([run.label_of[clip.label] for clip in batch])
         with autocast(run.spec.precision):
-            frame_logits = model(preprocess(frames)).float()
+            frame_logits = model(preprocess(frames, run.spec.input_size)).float()
         logits = frame_logits.view(len(batch), per_clip, -1).mean(dim=1)  # segmental consensus
         loss = F.cross_entropy(logits, targets)
         if distributed.any_rank(not torch.isfinite(loss)):

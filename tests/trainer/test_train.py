@@ -131,6 +131,26 @@ def test_bf16_training_learns_the_toy_scenes_and_the_card_records_it():
     assert all(p.dtype == torch.float32 for p in result.model.parameters())  # autocast leaves the weights fp32
 
 
+def test_a_model_trained_on_smaller_inputs_records_the_size_and_is_served_at_it(tmp_path):
+    result = train_classifier(
+        toy_clips(6, seed=1), toy_clips(2, seed=2), ["0", "1", "2"],
+        spec(segments=2, frames_per_segment=1, epochs=5, batch_size=2, learning_rate=3e-4, seed=0, log_every=0,
+             input_size=128),
+        log=lambda line: None,
+    )
+    assert result.metrics["val_accuracy"] == 1.0
+    card = result.card(dataset_hash="toy")
+    assert card["input_size"] == card["preprocessing"]["input_size"] == 128
+    model_id = save_model(tmp_path, result.model, card)
+    reloaded = ModelRegistry(tmp_path).load(model_id)
+    seen: list[tuple[int, ...]] = []
+    reloaded.model.register_forward_pre_hook(lambda module, args: seen.append(tuple(args[0].shape)))
+    frames = toy_clips(1, seed=9)[0].frames  # 224 x 224 as stored; a capture's 640 x 360 goes the same way
+    reloaded.score(frames + [np.zeros((360, 640, 3), np.uint8)])
+    assert reloaded.input_size == 128 and seen == [(len(frames) + 1, 3, 128, 128)]
+    assert evaluate_model(reloaded, toy_clips(2, seed=2)).clip_accuracy == 1.0
+
+
 def test_an_unknown_training_precision_is_refused():
     assert resolve_precision("fp32") == "fp32" and resolve_precision("auto") in ("bf16", "fp32")
     with pytest.raises(ModelError, match="unknown training precision 'fp16'"):
