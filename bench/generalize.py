@@ -176,9 +176,10 @@ def _check_right(world: World, observation: dict) -> bool:
 
 
 def run_seed(seed: int, a: World, b: World, a_data: Path, b_clips: tuple[list[Clip], list[Clip]],
-             epochs: int | None, max_minutes: float | None) -> dict:
+             epochs: int | None, max_minutes: float | None, train_options: dict | None = None) -> dict:
     """Train on A with one seed, score B's clips, run two cycles on B's live channels."""
-    train_cfg = a.config(f"train-s{seed}.toml", database="a.db", data_dir=a_data, train={"seed": seed})
+    train_cfg = a.config(f"train-s{seed}.toml", database="a.db", data_dir=a_data,
+                         train={"seed": seed, **(train_options or {})})
     argv = ["train", "--json", "--config", str(train_cfg)]
     if max_minutes:
         argv[1:1] = ["--max-minutes", str(max_minutes)]
@@ -215,6 +216,20 @@ def run_seed(seed: int, a: World, b: World, a_data: Path, b_clips: tuple[list[Cl
         "wrong_clips": sorted(f"{o.label}->{o.predicted}" for o in held_out.outcomes if not o.correct),
         **flag_metrics(b, flags, observations),
     }
+
+
+def train_options(pairs: Sequence[str]) -> dict:
+    """Parse KEY=VALUE pairs into [train] keys; values are read as JSON where they parse (numbers, bools)."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            sys.exit(f"--train-option wants KEY=VALUE, got {pair!r}")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -261,6 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", default="0", help="comma-separated training seeds")
     parser.add_argument("--epochs", type=int, help="default: train.epochs")
     parser.add_argument("--max-minutes", type=float, help="training time budget per seed (default: train.max_minutes)")
+    parser.add_argument("--train-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a [train] key for the training config, e.g. input_size=160 (repeatable)")
     parser.add_argument("--json", type=Path, help="write every figure here")
     parser.add_argument("--dataset-only", action="store_true", help="build both worlds' datasets and stop")
     args = parser.parse_args(argv)
@@ -285,13 +302,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         rows = []
         for seed in seeds:
-            rows.append(run_seed(seed, a, b, a_data, b_clips, args.epochs, args.max_minutes))
+            rows.append(run_seed(seed, a, b, a_data, b_clips, args.epochs, args.max_minutes,
+                                 train_options(args.train_option)))
             print(json.dumps({k: v for k, v in rows[-1].items() if k != "cycles"}), flush=True)
     summary = summarise(rows)
     print(f"trained on {train_name}, judged on {test_name}, epochs {args.epochs or 'default'}")
     print(table(rows, summary))
     if args.json:
         args.json.write_text(json.dumps({"train": train_name, "test": test_name, "epochs": args.epochs,
+                                         "train_options": train_options(args.train_option),
                                          "rows": rows, "summary": summary}, indent=1) + "\n")
     return 0
 

@@ -16,16 +16,21 @@ protocol, `bench/generalize.py`). So every training clip is laid out anew:
   then, each by chance, a webcam box up to a third of the width (a crop of a
   Just Chatting training frame or a painted face, square, rounded or round),
   a chat panel, a ticker or an alert box;
-- Just Chatting: the camera reframed (zoomed), then by chance a poster or
-  screen showing a game picture at 8-28% of the width, a big "reaction"
-  window showing another camera scene, a chat panel, a ticker.
+- Just Chatting: the camera reframed (zoomed), or by chance a camera scene
+  painted from noise instead (`trainer.scenes`: a room or a street the
+  training clips never showed), then by chance a poster or screen showing a
+  game picture at 8-28% of the width, a big "reaction" window showing
+  another camera scene, a chat panel, a ticker.
+
+Webcams, too, are painted scenes as often as crops of training cameras.
 
 The label never changes: the game stays at least 55% wide (streams show it
 at 40% or more, never below the 30% that a poster in a room may take), a
 poster stays below 28%. One layout is drawn per clip and applied to each of
 its frames, as a stream keeps its layout; content still moves from frame to
 frame. Frames keep their size, and everything is drawn inside them.
-The pools (camera scenes, game pictures) come from the training clips only.
+The pools (camera scenes, game pictures) come from the training clips only,
+and the painted scenes from the layout's seed.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from trainer.clip import Clip
+from trainer.scenes import camera_scene
 
 GAME_SCALE = (0.55, 1.0)  # width of the pasted game picture, share of the frame width
 POSTER_SCALE = (0.08, 0.28)  # a game picture on a poster or screen in a Just Chatting scene
@@ -47,6 +53,7 @@ REACTION_SCALE = (0.4, 0.65)
 P_LAYOUT = 0.8  # the rest keep the stored composition (the world as captured is real too)
 P_CAM, P_PANEL, P_TICKER, P_ALERT = 0.6, 0.35, 0.3, 0.2
 P_POSTER, P_REACTION, P_REFRAME = 0.35, 0.15, 0.5
+P_PAINTED = 0.5  # Just Chatting layouts on a painted scene; webcams painted (the rest: training cameras)
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1, pixels, end exclusive
 
@@ -64,6 +71,7 @@ class Layout:
     border: tuple[int, tuple[int, int, int]] | None = None  # width, colour around main
     inserts: list[tuple[str, Box, str, int]] = field(default_factory=list)  # what, box, shape, source
     panels: list[tuple[str, Box, tuple[int, int, int], int]] = field(default_factory=list)  # kind, box, colour, seed
+    scene: int | None = None  # Just Chatting: the seed of a painted scene shown instead of the clip's camera
 
     def boxes(self) -> list[Box]:
         return [self.main] + [box for _, box, _, _ in self.inserts] + [box for _, box, _, _ in self.panels]
@@ -121,6 +129,8 @@ def _plan_chatting(width: int, height: int, rng: random.Random) -> Layout:
         cx, cy = rng.uniform(0, 1 - side), rng.uniform(0, 1 - side)
         crop = (cx, cy, cx + side, cy + side)
     layout = Layout(width, height, "chatting", (0, 0, width, height), crop)
+    if rng.random() < P_PAINTED:
+        layout.scene = rng.randrange(1 << 30)
     if rng.random() < P_REACTION:
         rw = round(width * rng.uniform(*REACTION_SCALE))
         layout.inserts.append(("reaction", _place(rng, rw, round(height * rw / width), width, height), "square",
@@ -158,6 +168,8 @@ class StreamComposer:
     def _source(self, what: str, seed: int, position: int, size: tuple[int, int]) -> np.ndarray:
         """Return the picture for an insert: a camera crop, another camera scene, or a game picture."""
         rng = random.Random(seed)
+        if what != "poster" and rng.random() < P_PAINTED:
+            return camera_scene(size, seed, person=True, close=True) if what == "cam" else camera_scene(size, seed)
         pool = self._games if what == "poster" else self._cameras
         if not pool:
             return painted_face(size, rng) if what == "cam" else _noise_picture(size, rng)
@@ -180,7 +192,9 @@ def render(layout: Layout, frame: np.ndarray, source, position: int = 0) -> np.n
     shown = frame[round(cy0 * h): max(round(cy0 * h) + 1, round(cy1 * h)),
                   round(cx0 * w): max(round(cx0 * w) + 1, round(cx1 * w))]
     x0, y0, x1, y1 = layout.main
-    if layout.kind == "chatting":
+    if layout.kind == "chatting" and layout.scene is not None:
+        out = camera_scene((w, h), layout.scene)
+    elif layout.kind == "chatting":
         out = _resized(shown, (w, h))
     else:
         out = _gradient(layout.backdrop, w, h)

@@ -132,3 +132,32 @@ def test_new_layouts_ramp_in_after_the_first_epoch():
     assert 0 < layout_share(0.8, 2) < 0.8
     assert layout_share(0.8, LAYOUT_RAMP_EPOCHS + 1) == layout_share(0.8, 30) == pytest.approx(0.8)
     assert layout_share(0.0, 5) == 0.0
+
+
+def test_painted_camera_scenes_are_pictures_of_the_asked_size_the_same_for_a_seed_and_varied():
+    from trainer.scenes import camera_scene
+
+    for size in [(224, 224), (37, 53), (1, 1)]:
+        picture = camera_scene(size, seed=5)
+        assert picture.shape == (size[1], size[0], 3) and picture.dtype == np.uint8
+    assert np.array_equal(camera_scene((64, 48), 11), camera_scene((64, 48), 11))
+    pictures = [camera_scene((64, 48), seed).astype(np.int16) for seed in range(12)]
+    assert all(np.abs(a - b).mean() > 5 for i, a in enumerate(pictures) for b in pictures[i + 1:])
+    # a camera's picture, not a flat colour or a drawn game: every one has many distinct colours
+    assert min(len(np.unique(p.reshape(-1, 3), axis=0)) for p in pictures) > 500
+    handed_out = camera_scene((64, 48), 11)
+    handed_out[:] = 0  # scenes are cached: a caller's edit must never reach the next caller
+    assert camera_scene((64, 48), 11).any()
+
+
+def test_chatting_layouts_sometimes_show_a_painted_scene_instead_of_the_camera_and_keep_the_frame():
+    from trainer.layouts import render
+    from trainer.scenes import camera_scene
+
+    frame = _clips()[4].frames[0]
+    layouts = [plan("chatting", 224, 224, random.Random(seed)) for seed in range(100)]
+    painted = [layout for layout in layouts if layout.scene is not None]
+    assert 25 < len(painted) < 75
+    bare = next(layout for layout in painted if not layout.inserts and not layout.panels)
+    out = render(bare, frame, source=None)
+    assert np.array_equal(out, camera_scene((224, 224), bare.scene)) and not np.array_equal(out, frame)
