@@ -61,7 +61,8 @@ def demo_config(cfg: Config, sim: StandIn, scenario: Scenario, workdir: Path) ->
         # layouts test clip accuracy fell to 83% and it was missed). All its epochs, in fp32, however
         # busy the machine: under load the time budget once left it one epoch and a 33% model.
         train={"epochs": 10 if small else 8, "batch_size": 8, "frames_per_segment": 2, "erase_probability": 0.0,
-               "layout_probability": 0.0, "clips_per_epoch": 0, "max_minutes": 0, "precision": "fp32"},
+               "layout_probability": 0.0, "clips_per_epoch": 0, "max_minutes": 0, "precision": "fp32",
+               "input_size": 224},
     )
 
 

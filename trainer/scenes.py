@@ -15,6 +15,10 @@ look like without any photograph (Baradad et al., "Learning to See by
 Looking at Noise", NeurIPS 2021). So the trainer paints such scenes, with a
 person in front in most, as extra Just Chatting pictures and webcams.
 
+Half the scenes are drawn flat instead (no blur, noise or lamp light, a
+few large objects): a room may be a cartoon, as on the stand-in, or a
+stylised overlay; a Just Chatting stream is not defined by its rendering.
+
 Everything comes from the seed: the same seed paints the same scene; none
 of it comes from the stand-in's own scene generator (`monitor.sim`), whose
 looks the held-out worlds are drawn from.
@@ -29,6 +33,7 @@ import random
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+P_FLAT = 0.5  # drawn flat, without lens blur, noise or lamp light: rooms of any rendering
 SKIN = ((255, 219, 172), (241, 194, 125), (224, 172, 105), (198, 134, 66), (141, 85, 36), (92, 56, 30))
 P_PERSON = 0.8
 P_HORIZON = 0.5  # a floor or the ground below a wall or the sky
@@ -46,11 +51,14 @@ def camera_scene(size: tuple[int, int], seed: int, *, person: bool | None = None
 def _scene(w: int, h: int, seed: int, person: bool | None, close: bool) -> np.ndarray:
     rng = random.Random(seed)
     palette = [_muted(rng) for _ in range(rng.randint(3, 6))]
+    flat = rng.random() < P_FLAT
     img = Image.fromarray(_backdrop(w, h, palette, rng))
     draw = ImageDraw.Draw(img)
-    _dead_leaves(draw, w, h, palette, rng)
+    _dead_leaves(draw, w, h, palette, rng, rng.randint(4, 25) if flat else rng.randint(30, 150))
     if person if person is not None else rng.random() < P_PERSON:
         _person(draw, w, h, rng, (0.25, 0.4) if close else (0.08, 0.26))
+    if flat:
+        return np.asarray(img)
     img = img.filter(ImageFilter.GaussianBlur(radius=rng.uniform(0.3, 2.0) * max(w, h) / 224))
     out = np.asarray(img, dtype=np.float32)
     out = _light(out, rng)
@@ -78,9 +86,8 @@ def _backdrop(w: int, h: int, palette: list[tuple[int, int, int]], rng: random.R
 
 
 def _dead_leaves(draw: ImageDraw.ImageDraw, w: int, h: int, palette: list[tuple[int, int, int]],
-                 rng: random.Random) -> None:
+                 rng: random.Random, count: int) -> None:
     """Occluding objects, large to small (power-law sizes): furniture, shelves, windows, things on them."""
-    count = rng.randint(30, 150)
     side = max(w, h)
     for _ in range(count):
         size = side * 0.02 * (1 - rng.random()) ** -0.7  # Pareto: many small objects, a few large ones

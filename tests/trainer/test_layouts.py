@@ -143,8 +143,9 @@ def test_painted_camera_scenes_are_pictures_of_the_asked_size_the_same_for_a_see
     assert np.array_equal(camera_scene((64, 48), 11), camera_scene((64, 48), 11))
     pictures = [camera_scene((64, 48), seed).astype(np.int16) for seed in range(12)]
     assert all(np.abs(a - b).mean() > 5 for i, a in enumerate(pictures) for b in pictures[i + 1:])
-    # a camera's picture, not a flat colour or a drawn game: every one has many distinct colours
-    assert min(len(np.unique(p.reshape(-1, 3), axis=0)) for p in pictures) > 500
+    # some through a lens (blur and noise: many distinct colours), some drawn flat like a cartoon room
+    colours = [len(np.unique(p.reshape(-1, 3), axis=0)) for p in pictures]
+    assert any(n > 500 for n in colours) and any(n < 100 for n in colours)
     handed_out = camera_scene((64, 48), 11)
     handed_out[:] = 0  # scenes are cached: a caller's edit must never reach the next caller
     assert camera_scene((64, 48), 11).any()
