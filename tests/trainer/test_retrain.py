@@ -22,7 +22,7 @@ from monitor.model_registry import ModelRegistry
 from trainer.clip import Clip
 from trainer.dataset import Dataset
 from trainer.registry import save_model
-from trainer.retrain import Standing, check_comparable, compare_and_promote, promotion_decision
+from trainer.retrain import GatePolicy, Standing, check_comparable, compare_and_promote, promotion_decision
 
 INTERFACE_KEYS = {"model_id", "promoted", "test_accuracy", "test_frame_accuracy", "train_accuracy", "classes"}
 
@@ -30,21 +30,64 @@ INTERFACE_KEYS = {"model_id", "promoted", "test_accuracy", "test_frame_accuracy"
 # -- the promotion rule --------------------------------------------------------------------------
 
 
+def standing(correct: int, clips: int, nll: float, recall: dict | None = None,
+             right: str | None = None) -> Standing:
+    """A Standing; `right` is a string of 1/0 per clip (clips c0, c1, ...) for the paired test."""
+    correctness = {f"c{i}": flag == "1" for i, flag in enumerate(right)} if right else {}
+    return Standing(correct, clips, nll, recall or {}, correctness)
+
+
 @pytest.mark.parametrize(
-    ("champion", "challenger", "promoted", "says"),
+    ("champion", "challenger", "promoted", "gate", "says"),
     [
-        (None, Standing(3, 10, 2.0), True, "no active model"),
-        (Standing(7, 10, 0.5), Standing(8, 10, 0.9), True, "8/10 test clips right, champion 7: promoted"),
-        (Standing(8, 10, 0.9), Standing(7, 10, 0.1), False, "champion stays"),  # a better NLL does not buy a clip
-        (Standing(8, 10, 0.60), Standing(8, 10, 0.50), True, "(tie), lower NLL 0.5000 vs 0.6000: promoted"),
-        (Standing(8, 10, 0.50), Standing(8, 10, 0.60), False, "not lower: the champion stays"),
-        (Standing(8, 10, 0.5), Standing(8, 10, 0.5 - 1e-9), False, "not lower"),  # float noise is a tie
+        (None, Standing(3, 10, 2.0), True, "no_champion", "no active model"),
+        (Standing(7, 10, 0.5), Standing(8, 10, 0.9), True, "all_passed",
+         "challenger 8/10 test clips right (80.0%), champion 7 (70.0%)"),
+        (Standing(8, 10, 0.9), Standing(7, 10, 0.1), False, "accuracy",  # a better NLL does not buy a clip
+         "not promoted by the accuracy gate: accuracy gate: challenger 7/10 test clips right (70.0%), champion 8"),
+        (Standing(8, 10, 0.60), Standing(8, 10, 0.50), True, "all_passed", "tie at 8/10 clips right, lower NLL 0.5000 vs 0.6000"),
+        (Standing(8, 10, 0.50), Standing(8, 10, 0.60), False, "no_churn",
+         "NLL 0.6000 vs 0.5000 not lower: a reproduction of the champion is not promoted"),
+        (Standing(8, 10, 0.5), Standing(8, 10, 0.5 - 1e-9), False, "no_churn", "not lower"),  # float noise is a tie
     ],
 )
-def test_promotion_rule(champion, challenger, promoted, says):
-    decision, reason = promotion_decision(champion, challenger)
-    assert decision is promoted
-    assert says in reason
+def test_promotion_rule(champion, challenger, promoted, gate, says):
+    decision = promotion_decision(champion, challenger)
+    assert (decision.promoted, decision.gate) == (promoted, gate), decision.reason
+    assert says in decision.reason
+    if not promoted:
+        assert decision.reason.endswith("the champion stays")
+
+
+def test_a_challenger_better_overall_is_refused_when_one_class_loses_recall():
+    # 7 right against 6, but every clip of class "a" it gains is paid by class "b".
+    champion = standing(6, 8, 0.5, {"a": (2, 4), "b": (4, 4)})
+    challenger = standing(7, 8, 0.5, {"a": (4, 4), "b": (3, 4)})
+    decision = promotion_decision(champion, challenger)
+    assert (decision.promoted, decision.gate) == (False, "recall")
+    assert "recall of b dropped from 1.00 to 0.75, more than retrain.max_recall_drop 0.05" in decision.reason
+    assert [g.name for g in decision.gates if not g.passed] == ["recall"]
+    # A drop of exactly the margin is within it.
+    assert promotion_decision(champion, challenger, GatePolicy(max_recall_drop=0.25)).promoted
+
+
+def test_a_significantly_worse_challenger_is_refused_by_the_paired_test_too():
+    champion = standing(10, 10, 0.1, right="1111111111")
+    challenger = standing(0, 10, 2.0, right="0000000000")
+    decision = promotion_decision(champion, challenger)
+    assert (decision.promoted, decision.gate) == (False, "accuracy")
+    assert [g.name for g in decision.gates if not g.passed] == ["accuracy", "paired_test"]
+    assert decision.mcnemar_worse_p == pytest.approx(1 / 1024)
+    assert "accuracy gate and paired_test gate" in decision.reason
+    assert "p(challenger worse) = 0.000977, below retrain.significance 0.05" in decision.reason
+
+
+def test_one_clip_lost_is_refused_by_accuracy_but_not_called_significant():
+    decision = promotion_decision(standing(9, 10, 0.1, right="1111111110"),
+                                  standing(8, 10, 0.1, right="1111111100"))
+    assert (decision.promoted, decision.gate) == (False, "accuracy")
+    paired = next(g for g in decision.gates if g.name == "paired_test")
+    assert paired.passed and decision.mcnemar_worse_p == pytest.approx(0.5)
 
 
 def test_promotion_rule_refuses_scores_on_different_clip_counts():
@@ -96,23 +139,29 @@ def test_without_an_active_model_the_challenger_is_promoted(tmp_path):
     assert ModelRegistry(tmp_path).active_id() == challenger
 
 
+ANY_RECALL = GatePolicy(max_recall_drop=1.0)
+
+
 @pytest.mark.parametrize(
-    ("champion_bias", "challenger_bias", "promoted"),
+    ("champion_bias", "challenger_bias", "policy", "promoted", "gate"),
     [
-        (SURE_SECOND, SURE_FIRST, True),  # 2/3 beats 1/3
-        (SURE_FIRST, SURE_SECOND, False),  # 1/3 loses to 2/3
-        (UNSURE_FIRST, SURE_FIRST, True),  # tie at 2/3, NLL 0.906 < 0.961
-        (SURE_FIRST, UNSURE_FIRST, False),  # tie at 2/3, NLL higher
-        (SURE_FIRST, SURE_FIRST, False),  # the same model again: no churn
+        (SURE_SECOND, SURE_FIRST, ANY_RECALL, True, "all_passed"),  # 2/3 beats 1/3
+        # The same 2/3 at the default margin: CLASSES[1]'s recall falls from 1 to 0.
+        (SURE_SECOND, SURE_FIRST, GatePolicy(), False, "recall"),
+        (SURE_FIRST, SURE_SECOND, ANY_RECALL, False, "accuracy"),  # 1/3 loses to 2/3
+        (UNSURE_FIRST, SURE_FIRST, GatePolicy(), True, "all_passed"),  # tie at 2/3, NLL 0.906 < 0.961
+        (SURE_FIRST, UNSURE_FIRST, GatePolicy(), False, "no_churn"),  # tie at 2/3, NLL higher
+        (SURE_FIRST, SURE_FIRST, GatePolicy(), False, "no_churn"),  # the same model again: no churn
     ],
 )
-def test_the_challenger_is_promoted_only_when_better(tmp_path, champion_bias, challenger_bias, promoted):
+def test_the_challenger_is_promoted_only_through_the_gate(tmp_path, champion_bias, challenger_bias, policy,
+                                                          promoted, gate):
     registry = ModelRegistry(tmp_path)
     champion = constant_model(tmp_path, champion_bias)
     registry.activate(champion)
     challenger = constant_model(tmp_path, challenger_bias)
-    result = compare_and_promote(tmp_path, scored_clips(), challenger, say=quiet)
-    assert result.promoted is promoted, result.reason
+    result = compare_and_promote(tmp_path, scored_clips(), challenger, policy=policy, say=quiet)
+    assert (result.promoted, result.decision.gate) == (promoted, gate), result.reason
     assert registry.active_id() == (challenger if promoted else champion)
     assert result.champion_id == champion
     assert result.mcnemar_p is not None and 0 <= result.mcnemar_p <= 1
