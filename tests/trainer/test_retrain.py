@@ -8,12 +8,15 @@ epochs beats an untrained one.
 from __future__ import annotations
 
 import json
+import shutil
+import signal
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from cli_helpers import run_cli
+from proc_helpers import start_process, stop_process, wait_for
 from toydata import CLASSES, toy_config, toy_frame, write_toy_dataset
 
 from monitor.classify import build_model
@@ -22,8 +25,17 @@ from monitor.model_registry import ModelRegistry
 from trainer.clip import Clip
 from trainer.dataset import Dataset
 from trainer.registry import save_model
-from trainer.retrain import GatePolicy, Standing, check_comparable, compare_and_promote, promotion_decision
+from trainer.retrain import (
+    GATE_ORDER,
+    GatePolicy,
+    Standing,
+    check_comparable,
+    compare_and_promote,
+    promotion_decision,
+)
+from trainer.retrain_textfile import read_values
 
+GATE_NAMES = {*GATE_ORDER, "all_passed"}
 INTERFACE_KEYS = {"model_id", "promoted", "test_accuracy", "test_frame_accuracy", "train_accuracy", "classes"}
 
 
@@ -282,3 +294,116 @@ def test_retrain_refuses_a_champion_from_another_test_set_before_training(tmp_pa
     assert "refusing to compare" in line and "twitchwatch train" in line
     assert [p.name for p in (data_dir / "models").iterdir() if p.is_dir()] == [champion]  # nothing trained
     assert ModelRegistry(data_dir).active_id() == champion
+
+
+# -- the must-show faults: a challenger that learnt nothing, a retrain killed mid-training -------------
+
+
+@pytest.fixture(scope="module")
+def champion_dir(tmp_path_factory) -> tuple[Path, str]:
+    """Return (data dir, model id): the proper toy dataset with a model trained on it, active (3/3 test clips).
+
+    Trained once for the tests below, which each copy the directory: it costs as much as a retrain.
+    """
+    from monitor.config import load_config
+    from trainer.pipeline import train_and_register
+    from trainer.train import TrainingSpec
+
+    root = tmp_path_factory.mktemp("champion")
+    data_dir = root / "data"
+    write_toy_dataset(data_dir)
+    cfg = load_config(toy_config(root / "c.toml", data_dir), environ={})
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = train_and_register(cfg, TrainingSpec.from_config(cfg, epochs=2), say=quiet)
+    finally:
+        torch.set_num_threads(threads)
+    assert result["test_accuracy"] == 1.0, result  # a champion worth keeping
+    return data_dir, result["model_id"]
+
+
+@pytest.mark.slow
+def test_a_challenger_trained_on_shuffled_labels_is_not_promoted_and_says_why(tmp_path, cli, champion_dir):
+    # The champion learnt the three scenes; the challenger's dataset has the same frozen test clips
+    # (same test hash) but its training clips' labels permuted, so there is nothing to learn.
+    proper, champion_id = champion_dir
+    shuffled = tmp_path / "shuffled"
+    write_toy_dataset(shuffled, shuffle_train_labels=True)
+    shutil.copytree(proper / "models", shuffled / "models")
+    textfile = tmp_path / "twitchwatch_retrain.prom"
+
+    code, out, err = cli("retrain", "--json", "--epochs", "1", "--config", str(toy_config(tmp_path / "b.toml", shuffled)),
+                         env={"TWITCHWATCH_RETRAIN__TEXTFILE": str(textfile)})
+    assert code == 0, err[-2000:]
+    result = json.loads(out)
+    assert INTERFACE_KEYS | {"champion_id", "champion_test_accuracy", "mcnemar_p", "reason", "active_id"} <= result.keys()
+    assert result["promoted"] is False and result["champion_id"] == champion_id
+    assert result["gate"] == "accuracy" and result["test_accuracy"] < result["champion_test_accuracy"] == 1.0
+    refused = [g["name"] for g in result["gates"] if not g["passed"]]
+    assert refused[0] == "accuracy" and "recall" in refused
+    # Why, in figures: the clips right, and each class whose recall fell, from what to what.
+    recall = result["per_class_recall"]
+    assert set(recall) == set(CLASSES) and all(r["champion"] == 1.0 and r["support"] == 1 for r in recall.values())
+    lost = [c for c, r in recall.items() if r["challenger"] < r["champion"]]
+    assert lost and all(f"recall of {c} dropped from 1.00 to 0.00" in result["reason"] for c in lost)
+    right = round(result["test_accuracy"] * 3)
+    assert f"accuracy gate: challenger {right}/3 test clips right" in result["reason"]
+    assert result["reason"].count("the champion stays") == 1
+    assert 0.0 <= result["mcnemar_worse_p"] <= 1.0 and (result["max_recall_drop"], result["significance"]) == (0.05, 0.05)
+    assert ModelRegistry(shuffled).active_id() == champion_id == result["active_id"]
+    # The outcome, for node_exporter: a finished retrain that did not promote.
+    values = read_values(textfile)
+    assert values["promoted"] == 0.0 and values["last_attempt_failed"] == 0.0
+    assert values["test_accuracy"] == pytest.approx(result["test_accuracy"])
+    assert values["champion_test_accuracy"] == pytest.approx(1.0)
+    assert values["last_success_timestamp_seconds"] == values["last_attempt_timestamp_seconds"] > 0
+
+
+def model_files(data_dir: Path, model_id: str) -> dict[str, bytes]:
+    directory = data_dir / "models" / model_id
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.slow
+def test_sigkill_during_retrain_leaves_the_registry_and_the_active_model_intact(tmp_path, cli, champion_dir):
+    data_dir = tmp_path / "data"
+    shutil.copytree(champion_dir[0], data_dir)
+    champion = champion_dir[1]
+    cfg = str(toy_config(tmp_path / "c.toml", data_dir))
+    registry = ModelRegistry(data_dir)
+    listed = json.loads(cli("models", "--json", "--config", cfg)[1])
+    pointer = (data_dir / "models" / "ACTIVE").read_bytes()
+    files = model_files(data_dir, champion)
+
+    # A real process, killed once the trainer logs a step of its first epoch (stderr, unbuffered).
+    proc, log_path = start_process(["-m", "monitor", "retrain", "--json", "--epochs", "2", "--config", cfg],
+                                   tmp_path, tmp_path / "retrain.log", PYTHONUNBUFFERED="1")
+    try:
+        wait_for(lambda: "epoch 1/2 step" in log_path.read_text() or proc.poll() is not None, timeout=300,
+                 what="the retrain to start training")
+        assert proc.poll() is None, log_path.read_text()[-3000:]
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(30) == -signal.SIGKILL
+    finally:
+        stop_process(proc)
+
+    assert json.loads(cli("models", "--json", "--config", cfg)[1]) == listed
+    assert (data_dir / "models" / "ACTIVE").read_bytes() == pointer
+    assert model_files(data_dir, champion) == files
+    assert registry.load_active().model_id == champion
+    # Whatever the killed run left (a challenger directory without card.json) is neither listed nor activatable.
+    for leftover in {p.name for p in (data_dir / "models").iterdir() if p.is_dir()} - {champion}:
+        assert not (data_dir / "models" / leftover / "card.json").exists()
+        with pytest.raises(ModelError):
+            registry.activate(leftover)
+    assert registry.active_id() == champion
+
+    # The next retrain runs to completion against the same champion.
+    code, out, err = cli("retrain", "--json", "--epochs", "1", "--config", cfg)
+    assert code == 0, err[-2000:]
+    after = json.loads(out)
+    assert after["champion_id"] == champion and after["gate"] in GATE_NAMES
+    cards = json.loads(cli("models", "--json", "--config", cfg)[1])
+    assert {c["model_id"] for c in cards} == {c["model_id"] for c in listed} | {after["model_id"]}
+    assert registry.active_id() == (after["model_id"] if after["promoted"] else champion)
