@@ -102,6 +102,20 @@ def test_one_clip_lost_is_refused_by_accuracy_but_not_called_significant():
     assert paired.passed and decision.mcnemar_worse_p == pytest.approx(0.5)
 
 
+def test_the_gate_thresholds_come_from_the_retrain_section():
+    from monitor.config import load_config
+
+    assert GatePolicy.from_config(load_config(environ={})) == GatePolicy(max_recall_drop=0.05, significance=0.05)
+    cfg = load_config(environ={"TWITCHWATCH_RETRAIN__MAX_RECALL_DROP": "0.25", "TWITCHWATCH_RETRAIN__SIGNIFICANCE": "0.01"})
+    assert GatePolicy.from_config(cfg) == GatePolicy(max_recall_drop=0.25, significance=0.01)
+
+
+@pytest.mark.parametrize(("key", "value"), [("MAX_RECALL_DROP", "1.5"), ("SIGNIFICANCE", "0"), ("SIGNIFICANCE", "1")])
+def test_a_gate_threshold_out_of_range_is_a_config_error(cli, key, value):
+    code, _, err = cli("config", "show", env={f"TWITCHWATCH_RETRAIN__{key}": value})
+    assert code == 2 and f"retrain.{key.lower()}" in err
+
+
 def test_promotion_rule_refuses_scores_on_different_clip_counts():
     with pytest.raises(ValueError):
         promotion_decision(Standing(8, 10, 0.5), Standing(8, 11, 0.5))
