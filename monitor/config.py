@@ -251,6 +251,29 @@ class TrainConfig(Section):
         "(docs/training-notes.md)."))
 
 
+class RetrainConfig(Section):
+    """`twitchwatch retrain`: the gate a challenger must pass to replace the active model, and its metrics file."""
+
+    max_recall_drop: Fraction = Field(0.05, description=(
+        "Most a class's recall on the frozen test clips may fall from the champion's to the challenger's "
+        "(0.05: five points). On test sets of 4-10 clips per class one clip is 10-25 points, so this "
+        "default refuses a challenger that loses any clip net in any class; raise it to tolerate one."))
+    significance: float = Field(0.05, gt=0, lt=1, description=(
+        "A challenger that McNemar's exact one-sided test finds worse than the champion at this level "
+        "(p below it) is not promoted."))
+    textfile: str = Field("", description=(
+        "Prometheus textfile the retrain writes its result to, for node_exporter's textfile collector "
+        "(e.g. /var/lib/node_exporter/textfile_collector/twitchwatch_retrain.prom); empty: none. Written "
+        "atomically, mode 0644; a failed retrain keeps the last success and sets the failure gauge."))
+
+    @field_validator("textfile")
+    @classmethod
+    def _a_prom_file(cls, value: str) -> str:
+        if value and not value.endswith(".prom"):
+            raise ValueError("must end in .prom: node_exporter's textfile collector reads only *.prom files")
+        return value
+
+
 class RetainConfig(Section):
     """Frames of agreeing checks grow the training set; mismatches go to a review queue, never to training."""
 
@@ -315,6 +338,7 @@ class Config(BaseSettings):
     model: ModelConfig = ModelConfig()
     dataset: DatasetConfig = DatasetConfig()
     train: TrainConfig = TrainConfig()
+    retrain: RetrainConfig = RetrainConfig()
     retain: RetainConfig = RetainConfig()
     notify: NotifyConfig = NotifyConfig()
     queue: QueueConfig = QueueConfig()

@@ -35,10 +35,17 @@ def toy_frame(kind: int, rs: np.random.Generator) -> np.ndarray:
 
 
 def write_toy_dataset(data_dir: Path, classes: tuple[str, ...] = CLASSES, channels: int = 5,
-                      test_channels: int = 1, frames: int = 4, seed: int = 0) -> None:
-    """Write a built dataset (clips, manifest, frozen split) with one clip per channel."""
+                      test_channels: int = 1, frames: int = 4, seed: int = 0,
+                      shuffle_train_labels: bool = False) -> None:
+    """Write a built dataset (clips, manifest, frozen split) with one clip per channel.
+
+    `shuffle_train_labels` permutes the labels of the training clips (frames
+    untouched) and leaves the test clips as they are: the same frozen test
+    set, and test hash, as the dataset written without it.
+    """
     store = DatasetStore(data_dir)
     rs = np.random.default_rng(seed)
+    labels = _shuffled_train_labels(classes, channels, test_channels, seed) if shuffle_train_labels else {}
     sides: dict[str, str] = {}
     test_clips: list[str] = []
     digest = hashlib.sha256()
@@ -46,7 +53,7 @@ def write_toy_dataset(data_dir: Path, classes: tuple[str, ...] = CLASSES, channe
         for c in range(channels):
             channel, clip_id = f"{category}-ch{c}", f"clip-{category}-{c}"
             record = {"clip_id": clip_id, "channel_id": channel, "channel_login": f"toy{category}x{c}",
-                      "category": category, "status": "ok", "frames": frames}
+                      "category": labels.get((kind, c), category), "status": "ok", "frames": frames}
             rows = store.commit_clip(record, [toy_frame(kind, rs) for _ in range(frames)], list(range(frames)))
             sides[channel] = "test" if c < test_channels else "train"
             if c < test_channels:
@@ -55,6 +62,14 @@ def write_toy_dataset(data_dir: Path, classes: tuple[str, ...] = CLASSES, channe
                     digest.update(f"{clip_id}:{row['position']}:{row['sha256']}\n".encode())
     store.write_split({"seed": seed, "test_fraction": 0.25, "channels": sides, "test_clips": sorted(test_clips),
                        "test_hash": digest.hexdigest()})
+
+
+def _shuffled_train_labels(classes: tuple[str, ...], channels: int, test_channels: int,
+                           seed: int) -> dict[tuple[int, int], str]:
+    """Return {(scene, channel): label} for the training clips, the labels permuted among them."""
+    slots = [(kind, c) for kind in range(len(classes)) for c in range(test_channels, channels)]
+    order = np.random.default_rng(seed + 1).permutation(len(slots))
+    return {slot: classes[slots[i][0]] for slot, i in zip(slots, order, strict=True)}
 
 
 def toy_config(path: Path, data_dir: Path) -> Path:

@@ -35,8 +35,8 @@ def register(command: Command) -> None:
                             help="stop each setting's training after this long (evaluation comes on top)")
     experiment.add_argument("--json", action="store_true", help="print the results as one JSON object")
 
-    retrain = command("retrain", "train a challenger; promote it only if it beats the active model on the test set",
-                      _cmd_retrain)
+    retrain = command("retrain", "train a challenger; promote it only if it passes the gate against the active model "
+                                 "on the test set (retrain.*)", _cmd_retrain)
     retrain.add_argument("--epochs", type=int, default=None, help="training epochs (default: train.epochs)")
     retrain.add_argument("--json", action="store_true", help="print the result as one JSON object")
 

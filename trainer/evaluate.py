@@ -4,6 +4,7 @@
     ev.clip_accuracy, ev.frame_accuracy, ev.ece_before, ev.ece_after
     ev.to_json()                     # what goes into the model card's metrics
     mcnemar_p(a_only, b_only)        # exact paired test between two models' per-clip correctness
+    mcnemar_worse_p(a_only, b_only)  # its one-sided form: how surely a is worse than b
     consensus_nll(stacked_logits(classifier, clips), labels, temperature)   # differentiable in T
 
 Clips are sampled and scored exactly as inference does (test-mode
@@ -283,6 +284,26 @@ def mcnemar_p(a_only: int, b_only: int) -> float:
         term = term * (n - i) // (i + 1)
         tail += term
     return float(min(Fraction(1), Fraction(2 * tail, 2**n)))
+
+
+def mcnemar_worse_p(a_only: int, b_only: int) -> float:
+    """Return McNemar's exact one-sided p-value that model a is worse than model b.
+
+    P(X <= a_only) for X ~ Binomial(a_only + b_only, 1/2): how likely a
+    split of the discordant clips at least this bad for a is when both models
+    are equally accurate. Small p: a is significantly worse. a_only >= b_only
+    gives p >= 1/2. No discordant pair: p = 1.
+    """
+    if a_only < 0 or b_only < 0:
+        raise ValueError("discordant counts cannot be negative")
+    n = a_only + b_only
+    if n == 0:
+        return 1.0
+    term = tail = 1
+    for i in range(a_only):
+        term = term * (n - i) // (i + 1)
+        tail += term
+    return float(Fraction(tail, 2**n))
 
 
 def _mean_nll(truth_probabilities: Sequence[float]) -> float:

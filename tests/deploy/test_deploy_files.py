@@ -18,8 +18,10 @@ import yaml
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.config import MonitorConfig
+from monitor.config import MonitorConfig, load_config
 from monitor.metrics import Metrics
+from trainer.retrain_textfile import ATTEMPT_GAUGES, SUCCESS_GAUGES
+from trainer.retrain_textfile import render as render_textfile
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 ALERTS = DEPLOY / "prometheus" / "alerts.yml"
@@ -27,6 +29,7 @@ DASHBOARD = DEPLOY / "grafana" / "dashboards" / "twitchwatch.json"
 DATASOURCES = DEPLOY / "grafana" / "provisioning" / "datasources" / "twitchwatch.yml"
 UNIT = DEPLOY / "systemd" / "twitchwatch.service"
 WORKER_UNIT = DEPLOY / "systemd" / "twitchwatch-worker@.service"
+RETRAIN_UNIT = DEPLOY / "systemd" / "twitchwatch-retrain.service"
 SCHEDULER_DROPIN = DEPLOY / "systemd" / "twitchwatch.service.d" / "scheduler.conf"
 COMPOSE = DEPLOY / "compose" / "compose.yaml"
 
@@ -149,7 +152,7 @@ def unit_settings(path: Path) -> dict[str, list[str]]:
 
 @pytest.fixture(scope="module")
 def exported() -> dict[str, dict[str, set[str]]]:
-    """Return {sample name: {label: values}} after every Metrics method ran once."""
+    """Return {sample name: {label: values}} after every Metrics method ran once, and the retrain's textfile."""
     m = Metrics()
     m.watch_categories(["509658"])
     m.set_category_names({"509658": "Just Chatting"})
@@ -178,8 +181,10 @@ def exported() -> dict[str, dict[str, set[str]]]:
     m.checks_enqueued({"queued": 3, "already_queued": 1, "running": 1})
     m.set_check_queue({"todo": 2, "doing": 1})
     m.stalled_checks(1)
+    # What node_exporter serves from the retrain's textfile, every gauge set.
+    retrain_file = render_textfile({name: 1.0 for name in {**SUCCESS_GAUGES, **ATTEMPT_GAUGES}})
     samples: dict[str, dict[str, set[str]]] = {}
-    for family in text_string_to_metric_families(generate_latest(m.registry).decode()):
+    for family in text_string_to_metric_families(generate_latest(m.registry).decode() + retrain_file.decode()):
         for s in family.samples:
             labels = samples.setdefault(s.name, {})
             for key, value in s.labels.items():
@@ -193,7 +198,8 @@ def check_queries(queries: dict[str, str], exported: dict[str, dict[str, set[str
         names = metric_names(expr)
         assert names, f"{where}: no metric found in {expr!r}"
         unknown = names - exported.keys() - PROMETHEUS_MADE
-        assert not unknown, f"{where} queries {sorted(unknown)}, which Metrics does not export"
+        assert not unknown, (f"{where} queries {sorted(unknown)}, which twitchwatch does not export "
+                             "(monitor.metrics.Metrics, trainer.retrain_textfile)")
         for metric, label, op, value in label_matchers(expr):
             if metric in PROMETHEUS_MADE:
                 continue
@@ -379,6 +385,20 @@ def test_the_worker_unit_runs_one_worker_per_metrics_port_in_the_daemons_sandbox
     assert not any(key.startswith(("TWITCH_CLIENT_SECRET", "TWITCH_CLIENT_ID")) for key in settings["Environment"])
     # The same sandbox as the daemon's, line for line (systemd-analyze security rates each unit alone).
     assert sandbox(WORKER_UNIT) == sandbox(UNIT)
+
+
+def test_the_retrain_unit_writes_its_textfile_where_it_may_and_node_exporter_reads():
+    settings = unit_settings(RETRAIN_UNIT)
+    assert settings["ExecStart"] == ["/opt/twitchwatch/bin/twitchwatch retrain --json"]
+    environ = dict(line.split("=", 1) for line in settings["Environment"])
+    environ.pop("TWITCHWATCH_CONFIG")  # /etc/twitchwatch/twitchwatch.toml: the host's, not here
+    textfile = Path(load_config(environ=environ).retrain.textfile)  # a valid retrain.textfile (*.prom)
+    assert textfile.is_absolute() and textfile.suffix == ".prom"
+    # ProtectSystem=strict leaves only the state directory writable: the textfile's directory is added
+    # ("-": a host without it still runs the retrain).
+    assert settings["ProtectSystem"] == ["strict"]
+    assert f"-{textfile.parent}" in settings["ReadWritePaths"]
+    assert f"--collector.textfile.directory={textfile.parent}" in RETRAIN_UNIT.read_text()
 
 
 def test_the_scheduler_drop_in_changes_only_the_role_of_the_daemon_unit():

@@ -20,6 +20,7 @@ from trainer.evaluate import (
     evaluate_model,
     expected_calibration_error,
     mcnemar_p,
+    mcnemar_worse_p,
     per_class_metrics,
 )
 
@@ -91,6 +92,27 @@ def test_mcnemar_stays_exact_for_large_tables():
 def test_mcnemar_refuses_negative_counts():
     with pytest.raises(ValueError):
         mcnemar_p(-1, 3)
+
+
+@pytest.mark.parametrize(
+    ("a_only", "b_only", "p"),
+    [
+        (0, 0, 1.0),
+        (0, 10, 1 / 1024),  # a lost every discordant clip: P(X <= 0), X ~ B(10, 1/2)
+        (2, 8, 56 / 1024),  # 1 + 10 + 45 ways out of 1024
+        (5, 5, 638 / 1024),  # even split: not worse
+        (3, 0, 1.0),  # a won them all
+    ],
+)
+def test_mcnemar_worse_is_the_one_sided_exact_tail(a_only, b_only, p):
+    assert mcnemar_worse_p(a_only, b_only) == pytest.approx(p)
+    if a_only < b_only:  # one tail of the two-sided test
+        assert mcnemar_worse_p(a_only, b_only) == pytest.approx(mcnemar_p(a_only, b_only) / 2)
+
+
+def test_mcnemar_worse_refuses_negative_counts():
+    with pytest.raises(ValueError):
+        mcnemar_worse_p(1, -3)
 
 
 def test_discordant_pairs_count_clips_only_one_model_got_right():
