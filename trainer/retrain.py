@@ -172,6 +172,9 @@ def retrain(cfg: Config, *, epochs: int | None = None, say: Callable[[str], None
         "mcnemar_p": comparison.mcnemar_p,
         "reason": comparison.reason,
         "active_id": registry.active_id(),
+        # What the challenger learned from: the built clips, live checks, and human-labelled checks.
+        "train_clips": len(data.train),
+        "train_sources": dict(data.train_sources),
     }
 
 
