@@ -229,3 +229,59 @@ def test_observations_are_untouched_by_a_review(world, cli):
     before = world.store.observations("dana")
     assert _review(cli, world, str(flag_id), "--label", "ok")[0] == 0
     assert world.store.observations("dana") == before
+
+
+# -- a real check against the stand-in -------------------------------------------------------
+
+
+@pytest.fixture
+def lol_runtime(small_standin, tmp_path):
+    """A Runtime on the stand-in whose model, a real SqueezeNet, says League of Legends whatever it sees."""
+    import torch
+
+    from monitor.classify import build_model
+    from monitor.config import load_config
+    from monitor.cycle import Runtime
+    from monitor.model_registry import ModelRegistry
+    from monitor.sim import small_scenario
+    from monitor.store import Store
+    from trainer.registry import save_model
+
+    classes = [c.id for c in small_scenario().categories]
+    cfg = load_config(environ={}, overrides={
+        "twitch": small_standin.twitch_config(),
+        "categories": {"watch": classes, "chatting": CHATTING},
+        "monitor": {"capture_seconds": 6, "segments": 3, "frames_per_segment": 2, "capture_timeout_seconds": 30.0},
+        "storage": {"database_url": f"sqlite:///{tmp_path / 'tw.db'}", "data_dir": str(tmp_path / "data")},
+        "model": {"pretrained": "none"},
+    })
+    Store(cfg.storage.database_url).upgrade()
+    model = build_model("squeezenet1_1", len(classes), "none")
+    with torch.no_grad():  # zero weights in the 1x1 head: the logits are its bias
+        model.classifier[1].weight.zero_()
+        model.classifier[1].bias.copy_(torch.tensor([8.0 if c == LOL else 0.0 for c in classes]))
+    model_id = save_model(cfg.data_path, model, {"classes": classes, "arch": "squeezenet1_1",
+                                                 "segments": 3, "frames_per_segment": 2})
+    ModelRegistry(cfg.data_path).activate(model_id)
+    rt = Runtime(cfg)
+    yield rt
+    rt.close()
+
+
+def test_a_flag_opened_by_real_checks_is_listed_with_the_clips_of_those_checks(lol_runtime):
+    from monitor.check import check_stream
+    from monitor.review import ReviewDesk
+    from monitor.sim import small_scenario
+
+    scenario = small_scenario()
+    login = next(ch.login for ch in scenario.channels if ch.declared_game_id == CHATTING)
+    stream = lol_runtime.helix.stream_of(login)
+    results = [check_stream(lol_runtime.check_context, stream, lol_runtime.classifier()) for _ in range(2)]
+    assert [r.outcome for r in results] == ["mismatch", "mismatch"] and results[1].flag_event.action == "open"
+    desk = ReviewDesk(lol_runtime.cfg, store=lol_runtime.store)
+    [item] = desk.queue()
+    assert item["kind"] == "flag" and item["user_login"] == login
+    # Each clip carries its observation's own time: that is how the flag finds them.
+    checked = sorted(o["checked_at"] for o in lol_runtime.store.observations(login))
+    assert sorted(c["checked_at"].replace("+00:00", "Z") for c in item["clips"]) == checked
+    assert all(Image.open(c["contact_sheet"]).format == "PNG" for c in item["clips"])
