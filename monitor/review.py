@@ -51,6 +51,7 @@ from monitor.config import Config
 from monitor.contact_sheet import contact_sheet
 from monitor.errors import ReviewError, UsageError
 from monitor.helix import valid_login
+from monitor.record import iso
 from monitor.retain import ClipArea, load_frames, remove_clip
 from monitor.store import ReviewRow, Store
 from monitor.store.models import CONFIRMED, REJECTED
@@ -170,7 +171,7 @@ class ReviewDesk:
             "predicted_game_id": predicted,
             "predicted_game_name": names.get(predicted, predicted) if predicted else GAMEPLAY,
             "predicted_label": record.get("predicted_label"),
-            "confidence": record.get("confidence"), "checked_at": record["checked_at"],
+            "confidence": record.get("confidence"), "checked_at": iso(_time(record["checked_at"])),
             "frames": record.get("frames"), "contact_sheet": self._sheet_or_none(record),
         }
 
@@ -199,6 +200,7 @@ class ReviewDesk:
             return path
         frames = load_frames(self.data_dir, record, "review")
         predicted = record.get("predicted_label") or "?"
+        predicted = self.store.category_names().get(predicted, predicted)
         confidence = float(record.get("confidence") or 0.0)
         title = (f"{record.get('channel_login')} declares {record.get('category_name') or record['category']}; "
                  f"model sees {predicted} ({confidence:.0%}); {record['checked_at'][:19]}Z")
