@@ -242,6 +242,8 @@ class ReviewDesk:
                               f"at {done['reviewed_at']}")
         shows, verdict = interpret_label(label, flag["declared_game_id"], watched)
         moved = sum(self._to_training(r, shows, verdict) for r in clips_of_flag(flag, self.pending.records()))
+        # Files first, then the verdict: a failure above leaves the flag awaiting review, with the clips
+        # not moved yet still queued, and the same review run again finishes the job.
         after = self.store.record_review(ReviewRow(
             channel_id=flag["user_id"], declared_game_id=flag["declared_game_id"], label=shows, verdict=verdict,
             clips=moved, flag_id=flag_id))
@@ -267,6 +269,14 @@ class ReviewDesk:
 
     def _to_training(self, record: dict, shows: str, verdict: str) -> int:
         """Copy one review clip into the live area under the human label, then take it out of review."""
+        try:
+            return self._move(record, shows, verdict)
+        except OSError as exc:  # a full disk, a broken data directory: one line, and nothing recorded
+            raise ReviewError(f"cannot move queued check {record['clip_id']} into {self.live.root} "
+                              f"({type(exc).__name__}: {exc}); no verdict recorded: fix it and run the review "
+                              "again") from None
+
+    def _move(self, record: dict, shows: str, verdict: str) -> int:
         new_id = reviewed_clip_id(record["clip_id"])
         moved = 0
         if any(r["clip_id"] == new_id for r in self.live.records()):

@@ -285,3 +285,27 @@ def test_a_flag_opened_by_real_checks_is_listed_with_the_clips_of_those_checks(l
     checked = sorted(o["checked_at"] for o in lol_runtime.store.observations(login))
     assert sorted(c["checked_at"].replace("+00:00", "Z") for c in item["clips"]) == checked
     assert all(Image.open(c["contact_sheet"]).format == "PNG" for c in item["clips"])
+
+
+def test_a_verdict_whose_frames_cannot_be_moved_records_nothing_and_can_be_given_again(cli, world):
+    flag_id = world.flag("dana")
+    world.data_dir.mkdir(parents=True, exist_ok=True)
+    (world.data_dir / "live").write_text("a file where the live area's directory should be")
+    code, out, err = _review(cli, world, str(flag_id), "--label", "ok")
+    assert code == 1 and out == ""
+    [line] = err.strip().splitlines()
+    assert "cannot move queued check" in line and "run the review again" in line
+    assert world.flag_row(flag_id)["status"] == "open" and world.store.reviews() == []
+    assert len(read_clips(world.data_dir, "review")) == 2  # nothing lost
+    (world.data_dir / "live").unlink()
+    code, out, err = _review(cli, world, str(flag_id), "--label", "ok")
+    assert code == 0, err
+    assert world.flag_row(flag_id)["close_reason"] == "rejected"
+    assert len(read_clips(world.data_dir, "live")) == 2 and read_clips(world.data_dir, "review") == []
+
+
+@pytest.mark.parametrize("args", [("serve", "--label", "ok"), ("serve", "--json"), ("--port", "1"),
+                                  ("--host", "127.0.0.1"), ("--label", "ok"), ("serve", "--port", "70000")])
+def test_review_options_in_the_wrong_place_are_usage_errors(cli, world, args):
+    code, out, err = _review(cli, world, *args)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
