@@ -94,9 +94,11 @@ def check_stream(ctx: CheckContext, stream: Stream, classifier: Classifier) -> C
     record.checked_at = datetime.now(UTC)  # when the check ended: what flags' first_seen and last_seen show
     result.flag_event = ctx.store.record(record, confirmations=mon.confirmations)
     if result.verdict is not None and frames:
-        # Only once the observation is committed; resizing and PNG encoding are CPU work.
+        # Only once the observation is committed; resizing and PNG encoding are CPU work. The clip
+        # carries the observation's time: what ties a flag (first_seen..last_seen) to its clips for review.
         with ctx.cpu_slot():
-            ctx.retainer.keep(frames, result.verdict, stream, model_id=record.model_id, scores=record.scores)
+            ctx.retainer.keep(frames, result.verdict, stream, model_id=record.model_id, scores=record.scores,
+                              checked_at=record.checked_at)
     _count(ctx, result)
     return result
 

@@ -100,6 +100,17 @@ def build_parser() -> argparse.ArgumentParser:
     flags.add_argument("--json", action="store_true", help="print one JSON array")
     flags.add_argument("--all", action="store_true", help="closed flags too")
 
+    review = command("review", "flags and queued checks awaiting a human verdict; give one; or serve the "
+                               "review web page", _cmd_review)
+    review.add_argument("target", nargs="?", metavar="ID|serve",
+                        help="a flag id or a queued check's id (with --label), or `serve` for the web page")
+    review.add_argument("--label", metavar="CATEGORY_ID|gameplay|ok",
+                        help="what the screen shows: a watched category id, `gameplay` (a game outside the "
+                             "watched set) or `ok` (the declared category is right: the flag is rejected)")
+    review.add_argument("--json", action="store_true", help="print the list (or the verdict) as JSON")
+    review.add_argument("--host", default=None, help="with serve: address to bind (default 127.0.0.1)")
+    review.add_argument("--port", type=int, default=None, help="with serve: port (default 9465; 0: any free one)")
+
     doctor = command("doctor", "check that this host can run twitchwatch: one line per check, exit 1 if one fails",
                      _cmd_doctor)
     doctor.add_argument("--skip", action="append", default=[], choices=list(CHECKS), metavar="CHECK",
@@ -311,7 +322,55 @@ def _cmd_flags(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
+def _cmd_review(args: argparse.Namespace, cfg: Config) -> int:
+    from monitor.review import ReviewDesk
+
+    if args.target == "serve":
+        if args.label is not None or args.json:
+            raise UsageError("twitchwatch review serve: --label and --json go with `review [ID]`, not serve")
+        from monitor.review_web import DEFAULT_HOST, DEFAULT_PORT, serve
+
+        port = DEFAULT_PORT if args.port is None else args.port
+        if not 0 <= port <= 65535:
+            raise UsageError(f"twitchwatch review serve: --port {port} is not a port (0 to 65535)")
+        return serve(cfg, args.host or DEFAULT_HOST, port)
+    if args.host is not None or args.port is not None:
+        raise UsageError("twitchwatch review: --host and --port go with `review serve`")
+    if (args.target is None) != (args.label is None):
+        raise UsageError("twitchwatch review: give both ID and --label to record a verdict, or neither to list")
+    desk = ReviewDesk(cfg)
+    try:
+        if args.target is None:
+            items = desk.queue()
+        else:
+            result = desk.review(args.target, args.label)
+    finally:
+        desk.close()
+    if args.target is not None:
+        if args.json:
+            _print_json(result.to_json())
+        else:
+            print(result.line())
+    elif args.json:
+        _print_json(items)
+    elif not items:
+        print("nothing awaits review")
+    else:
+        for item in items:
+            print(_review_line(item))
+    return 0
+
+
 # -- human-readable lines ------------------------------------------------------
+
+
+def _review_line(item: dict) -> str:
+    conf = f"{item['confidence']:.0%}" if isinstance(item.get("confidence"), (int, float)) else "-"
+    what = f"flag {item['id']}" if item["kind"] == "flag" else f"check {item['id']}"
+    sheet = item.get("contact_sheet") or "(no frames kept)"
+    return (f"{what}: {item['user_login']} declares {item['declared_game_name']!r} ({item['declared_game_id']}), "
+            f"shows {item['predicted_game_name']!r} ({conf}): {sheet}")
+
 
 
 def _verdict_line(p: dict) -> str:

@@ -258,6 +258,8 @@ def _tally(summary: CycleSummary, result: CheckResult) -> None:
 
 
 def refresh_open_flags(rt: Runtime) -> None:
-    """Export the open flags per declared category."""
+    """Export the open flags per declared category, and the flags humans confirmed and rejected."""
     counts = Counter(flag["declared_game_id"] for flag in rt.store.flags())
     rt.metrics.set_open_flags(counts)
+    # From the database: a review given by `twitchwatch review` in another process shows here too.
+    rt.metrics.set_reviewed_flags(rt.store.reviewed_flag_counts())

@@ -12,6 +12,7 @@
      +-- ModelError            no usable model (missing, truncated, wrong shape)
      +-- DatasetError          the dataset is missing or unusable
      +-- StoreError            the database is unreachable or not migrated
+     +-- ReviewError           no such flag or queued check, or it has a verdict already
 
 The CLI maps UsageError and ConfigError to exit code 2 and every other
 TwitchwatchError to exit code 1, printing the message as one line.
@@ -72,3 +73,7 @@ class DatasetError(TwitchwatchError):
 
 class StoreError(TwitchwatchError):
     pass
+
+
+class ReviewError(TwitchwatchError):
+    """A human verdict that cannot be recorded: no such flag or queued check, or one given already."""

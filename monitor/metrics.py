@@ -39,6 +39,8 @@ from prometheus_client import (
     ProcessCollector,
     start_http_server,
 )
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from monitor import __version__
 from monitor.verdict import CLOSE_REASONS, Outcome
@@ -50,6 +52,7 @@ QUEUE_STATUSES = ("todo", "doing")
 CYCLE_RESULTS = ("ok", "failed")
 WEBHOOK_RESULTS = ("ok", "failed", "dropped")
 RETAIN_AREAS = ("live", "review")
+REVIEW_VERDICTS = ("confirmed", "rejected")  # monitor.store.models.CONFIRMED, REJECTED
 # What the daemon asks Helix (monitor.helix), and the answers that alerts and the client tell apart:
 # 0 no answer, 200, 401 a token to mint again, 429 the rate limit, 5xx Twitch's trouble.
 HELIX_ENDPOINTS = ("token", "validate", "streams", "users", "games")
@@ -181,6 +184,8 @@ class Metrics:
             registry=r,
         )
         self._category_names: dict[str, str] = {}
+        self._reviewed = ReviewedFlags()
+        r.register(self._reviewed)
         for endpoint in HELIX_ENDPOINTS:
             for status in HELIX_STATUSES:
                 self._helix_requests.labels(endpoint=endpoint, status=status)
@@ -209,6 +214,7 @@ class Metrics:
                     self._open_flag_categories.add(category)
                 if category not in self._category_names:
                     self._set_category_name(category, category)
+        self._reviewed.watch(categories)
 
     def set_category_names(self, names: Mapping[str, str]) -> None:
         """Export the Twitch names of categories, as `twitchwatch_category_info{category,name}`."""
@@ -269,6 +275,10 @@ class Metrics:
             for category, n in counts.items():
                 self._open_flags.labels(category=category).set(n)
             self._open_flag_categories |= set(counts)
+
+    def set_reviewed_flags(self, counts: Mapping[tuple[str, str], int]) -> None:
+        """Export the flags humans confirmed and rejected, {(verdict, declared category): n}, read from the database."""
+        self._reviewed.set(counts)
 
     def cycle_done(self, seconds: float, ok: bool) -> None:
         """Record one cycle's duration; a successful one moves the last-success timestamp."""
@@ -357,6 +367,49 @@ class Metrics:
     def serve(self, addr: str, port: int) -> MetricsServer:
         """Serve /metrics on addr:port in a daemon thread; port 0 picks a free one."""
         return MetricsServer(self.registry, addr, port)
+
+
+class ReviewedFlags(Collector):
+    """`twitchwatch_flags_confirmed_total` and `twitchwatch_flags_rejected_total`, by declared category.
+
+    Counters of verdicts `twitchwatch review` stored, whichever process gave
+    them: the values are the database's counts (monitor.store's reviews
+    rows), set each cycle, never counted up here. A verdict is never deleted,
+    so they only grow, as counters must.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, str], int] = {}
+
+    def watch(self, categories: Iterable[str]) -> None:
+        """Start both series of each category at 0."""
+        with self._lock:
+            for category in categories:
+                for verdict in REVIEW_VERDICTS:
+                    self._counts.setdefault((verdict, category), 0)
+
+    def set(self, counts: Mapping[tuple[str, str], int]) -> None:
+        """Take the database's counts; a category it no longer lists keeps its last value."""
+        with self._lock:
+            for (verdict, category), n in counts.items():
+                if verdict not in REVIEW_VERDICTS:
+                    raise ValueError(f"unknown review verdict {verdict!r}; expected confirmed or rejected")
+                self._counts[(verdict, category)] = max(int(n), self._counts.get((verdict, category), 0))
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        with self._lock:
+            counts = dict(self._counts)
+        helps = {
+            "confirmed": "Flags a human confirmed (`twitchwatch review`), by declared category: true positives.",
+            "rejected": "Flags a human rejected (closed, reason rejected), by declared category: false positives.",
+        }
+        for verdict in REVIEW_VERDICTS:
+            family = CounterMetricFamily(f"twitchwatch_flags_{verdict}", helps[verdict], labels=["category"])
+            for (v, category), n in sorted(counts.items()):
+                if v == verdict:
+                    family.add_metric([category], n)
+            yield family
 
 
 class MetricsServer:

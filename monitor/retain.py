@@ -277,3 +277,19 @@ def _check_name(category: str) -> None:
     # The declared category names a directory: a Helix id is digits; refuse anything that could escape.
     if not category or category in (".", "..") or "/" in category or "\\" in category or category.startswith("."):
         raise ValueError(f"category id {category!r} cannot name a directory")
+
+
+def remove_clip(area: ClipArea, clip_id: str) -> dict | None:
+    """Take one clip out of an area (its line, then its frames); return its record, None if it is not there.
+
+    For `twitchwatch review` (monitor/review.py), once a reviewed clip's frames are in the live area.
+    """
+    with area.locked():
+        records = area.records()
+        found = next((r for r in records if r["clip_id"] == clip_id), None)
+        if found is None:
+            return None
+        # Line first, as eviction does: a crash now leaves a directory without a line, which the sweep removes.
+        rewrite_jsonl(area.clips_file, [r for r in records if r["clip_id"] != clip_id])
+        shutil.rmtree(area.root / found["dir"], ignore_errors=True)
+        return found

@@ -48,6 +48,9 @@ class FakeStore:
     def flags(self) -> list[dict]:
         return self.open_flags
 
+    def reviewed_flag_counts(self) -> dict[tuple[str, str], int]:
+        return {}
+
 
 class FakeRuntime:
     """What run_cycle uses of monitor.cycle.Runtime, with no database, Twitch or model behind it."""

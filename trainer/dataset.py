@@ -100,6 +100,9 @@ class Dataset:
     classes: list[str]
     test_hash: str
     dataset_hash: str
+    # Train clips by where they come from: "clip" (the built dataset), "live" (agreeing checks),
+    # "reviewed" (checks a human labelled, `twitchwatch review`).
+    train_sources: dict[str, int] = field(default_factory=dict)
 
 
 class DatasetStore:
@@ -374,11 +377,13 @@ def load_dataset(data_dir: str | Path, classes: list[str] | None = None, *, incl
         clip = Clip(clip_id=r["clip_id"], label=r["category"], channel=r["channel_id"], frames=frames)
         (test if r["clip_id"] in set(split["test_clips"]) else train).append(clip)
     digest = hashlib.sha256(store.manifest_file.read_bytes())
+    sources: Counter = Counter({"clip": len(train)})
     if include_live:
         for record in _live_clips(data_dir, split, classes, train):
             digest.update(json.dumps(record, sort_keys=True).encode() + b"\n")
+            sources[record.get("source", "live")] += 1
     return Dataset(train=train, test=test, classes=list(classes), test_hash=split["test_hash"],
-                   dataset_hash=digest.hexdigest())
+                   dataset_hash=digest.hexdigest(), train_sources=dict(sources))
 
 
 def _live_clips(data_dir: str | Path, split: dict, classes: list[str], train: list[Clip]) -> list[dict]:

@@ -323,6 +323,9 @@ def _retrain(cfg: Config, *, epochs: int | None, say: Callable[[str], None]) -> 
         "max_recall_drop": policy.max_recall_drop,
         "significance": policy.significance,
         "active_id": registry.active_id(),
+        # What the challenger learned from: the built clips, live checks, and human-labelled checks.
+        "train_clips": len(data.train),
+        "train_sources": dict(data.train_sources),
     }
 
 

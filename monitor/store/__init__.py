@@ -11,6 +11,6 @@ Modules: `models` (the schema), `engine` (SQLite/PostgreSQL engine set-up),
 
 from __future__ import annotations
 
-from monitor.store.repository import FlagEvent, Store
+from monitor.store.repository import FlagEvent, ReviewRow, Store
 
-__all__ = ["FlagEvent", "Store"]
+__all__ = ["FlagEvent", "ReviewRow", "Store"]

@@ -1,4 +1,4 @@
-"""Declare the database schema: categories, channels, observations, flags.
+"""Declare the database schema: categories, channels, observations, flags, reviews.
 
     from monitor.store.models import Base
     Base.metadata            # what migrations/versions creates, table for table
@@ -178,4 +178,31 @@ class Flag(Base):
             postgresql_where=text("status = 'open'"),
         ),
         Index("ix_flags_status_declared_game_id", "status", "declared_game_id"),
+    )
+
+
+CONFIRMED = "confirmed"
+REJECTED = "rejected"
+
+
+class Review(Base):
+    """A human verdict on a flag, or on a queued check (a retained mismatching clip) of no flag."""
+
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    flag_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("flags.id"))
+    clip_id: Mapped[str | None] = mapped_column(String(64))  # monitor.retain's clip id, without a flag
+    channel_id: Mapped[str] = mapped_column(ID)
+    declared_game_id: Mapped[str] = mapped_column(ID)
+    label: Mapped[str] = mapped_column(ID)  # what is on screen: a category id or "gameplay"
+    verdict: Mapped[str] = mapped_column(String(16))  # "confirmed" | "rejected"
+    clips: Mapped[int] = mapped_column(Integer)  # retained clips moved into training
+    reviewed_at: Mapped[datetime]
+
+    __table_args__ = (
+        CheckConstraint("verdict IN ('confirmed', 'rejected')", name="verdict"),
+        CheckConstraint("(flag_id IS NULL) <> (clip_id IS NULL)", name="flag_or_clip"),
+        Index("uq_reviews_flag_id", "flag_id", unique=True),
+        Index("uq_reviews_clip_id", "clip_id", unique=True),
     )

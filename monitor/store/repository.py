@@ -4,6 +4,7 @@
     store.upgrade()                                   # `twitchwatch db upgrade`
     event = store.record(record, confirmations=2)     # a CheckRecord in; FlagEvent("open", {...}) or None
     store.flags()                                     # what `twitchwatch flags --json` prints
+    store.record_review(ReviewRow(flag_id=3, ...))     # a human verdict (monitor/review.py); "rejected" closes
 
 Every write is one transaction. `record` locks the channel's row first
 (SELECT ... FOR UPDATE on PostgreSQL; SQLite's write lock, taken at BEGIN),
@@ -23,16 +24,26 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from alembic.util import CommandError
-from sqlalchemy import Insert, Table, or_, select, update
+from sqlalchemy import Insert, Table, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor.errors import StoreError
+from monitor.errors import ReviewError, StoreError
 from monitor.record import CheckRecord, iso
 from monitor.store import migrate
 from monitor.store.engine import make_engine, missing_sqlite_file, normalize_url, safe_url
-from monitor.store.models import CHANNEL_FIELDS, CLOSED, OPEN, Category, Channel, Flag, Observation
+from monitor.store.models import (
+    CHANNEL_FIELDS,
+    CLOSED,
+    OPEN,
+    REJECTED,
+    Category,
+    Channel,
+    Flag,
+    Observation,
+    Review,
+)
 from monitor.verdict import GAMEPLAY, ChannelState, Outcome, Transition, step
 
 log = logging.getLogger(__name__)
@@ -53,6 +64,22 @@ class FlagEvent:
     action: str
     flag: dict[str, Any]
     reason: str = ""  # for close: "agrees" | "left_category" | "offline"
+
+
+@dataclass(frozen=True)
+class ReviewRow:
+    """A human verdict to store: on a flag (flag_id) or on a queued check of no flag (clip_id)."""
+
+    channel_id: str
+    declared_game_id: str
+    label: str  # what is on screen: a category id or "gameplay"
+    verdict: str  # "confirmed" | "rejected"
+    clips: int  # retained clips moved into training
+    flag_id: int | None = None
+    clip_id: str | None = None
+
+
+REVIEW_CLOSE_REASON = "rejected"  # a flag a human rejected: a false positive
 
 
 class Store:
@@ -132,7 +159,56 @@ class Store:
             write=True,
         )
 
+    def record_review(self, row: ReviewRow) -> dict[str, Any] | None:
+        """Store a human verdict; a rejected open flag closes ("rejected"). Return the flag as `flags()` shows it.
+
+        ReviewError when the flag does not exist or has a verdict already (the
+        unique index settles two reviewers racing on one flag).
+        """
+        return self._transact(f"review {row.flag_id or row.clip_id}", lambda session: _record_review(session, row),
+                              write=True)
+
     # -- reads ----------------------------------------------------------------
+
+    def flag(self, flag_id: int) -> dict[str, Any] | None:
+        """Return one flag in `flags --json` shape, or None."""
+
+        def work(session: Session) -> dict[str, Any] | None:
+            flag = session.get(Flag, flag_id)
+            if flag is None:
+                return None
+            return _flag_json(flag, session.get_one(Channel, flag.channel_id), _category_name(session, flag))
+
+        return self._transact(f"flag {flag_id}", work, write=False)
+
+    def category_names(self) -> dict[str, str]:
+        """Return {category id: name} of every category the database knows."""
+
+        def work(session: Session) -> dict[str, str]:
+            return {c.id: c.name for c in session.scalars(select(Category))}
+
+        return self._transact("category_names", work, write=False)
+
+    def reviews(self) -> list[dict[str, Any]]:
+        """Return every stored human verdict, oldest first."""
+
+        def work(session: Session) -> list[dict[str, Any]]:
+            return [_review_json(r) for r in session.scalars(select(Review).order_by(Review.id))]
+
+        return self._transact("reviews", work, write=False)
+
+    def reviewed_flag_counts(self) -> dict[tuple[str, str], int]:
+        """Return {(verdict, declared category): flags} of the flags humans confirmed or rejected."""
+
+        def work(session: Session) -> dict[tuple[str, str], int]:
+            rows = session.execute(
+                select(Review.verdict, Review.declared_game_id, func.count())
+                .where(Review.flag_id.is_not(None))
+                .group_by(Review.verdict, Review.declared_game_id))
+            return {(verdict, category): int(n) for verdict, category, n in rows}
+
+        return self._transact("reviewed_flag_counts", work, write=False)
+
 
     def flags(self, include_closed: bool = False) -> list[dict[str, Any]]:
         """Return the open flags (and closed ones too if asked), newest first, in `flags --json` shape."""
@@ -366,6 +442,46 @@ def _close_missing(session: Session, category_id: str, live: set[str]) -> list[F
         events.append(FlagEvent("close", _flag_json(flag, channel, _category_name(session, flag)),
                                 transition.reason))
     return events
+
+
+# -- review ---------------------------------------------------------------------
+
+
+def _record_review(session: Session, row: ReviewRow) -> dict[str, Any] | None:
+    flag = None
+    if row.flag_id is not None:
+        # The channel's row first, as `record` takes it: a check of this channel waits, then sees the close.
+        channel_id = session.scalar(select(Flag.channel_id).where(Flag.id == row.flag_id))
+        if channel_id is None:
+            raise ReviewError(f"no flag {row.flag_id}: `twitchwatch review` lists the flags and queued checks")
+        channel = session.scalars(select(Channel).where(Channel.id == channel_id).with_for_update()).one()
+        flag = session.get_one(Flag, row.flag_id)
+        done = session.scalars(select(Review).where(Review.flag_id == row.flag_id)).first()
+        if done is not None:
+            raise ReviewError(f"flag {row.flag_id} has a verdict already: {done.verdict} as {done.label} "
+                              f"at {iso(done.reviewed_at)}")
+    elif session.scalar(select(Review.id).where(Review.clip_id == row.clip_id)) is not None:
+        raise ReviewError(f"queued check {row.clip_id} has a verdict already")
+    now = _now()
+    session.add(Review(flag_id=row.flag_id, clip_id=row.clip_id, channel_id=row.channel_id,
+                       declared_game_id=row.declared_game_id, label=row.label, verdict=row.verdict,
+                       clips=row.clips, reviewed_at=now))
+    if flag is None:
+        return None
+    if row.verdict == REJECTED and flag.status == OPEN:
+        _close(flag, now, REVIEW_CLOSE_REASON)
+        # The model still sees what it saw: a new flag needs `confirmations` fresh mismatches, not one.
+        channel.mismatch_streak = 0
+    session.flush()
+    return _flag_json(flag, channel, _category_name(session, flag))
+
+
+def _review_json(review: Review) -> dict[str, Any]:
+    return {
+        "id": review.id, "flag_id": review.flag_id, "clip_id": review.clip_id, "channel_id": review.channel_id,
+        "declared_game_id": review.declared_game_id, "label": review.label, "verdict": review.verdict,
+        "clips": review.clips, "reviewed_at": iso(review.reviewed_at),
+    }
 
 
 # -- shapes ---------------------------------------------------------------------
