@@ -61,6 +61,7 @@ class Runtime:
             max_bytes=cfg.retain.max_bytes,
             review_max_bytes=cfg.retain.review_max_bytes,
             min_confidence=cfg.retain.min_confidence,
+            category_share=cfg.retain.category_share,
             on_error=self.metrics.retention_failed,
         )
         cap_malloc_arenas()  # before the check threads allocate: see monitor.memory
