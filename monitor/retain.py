@@ -261,6 +261,9 @@ class FrozenSplit:
             st = self.path.stat()
         except FileNotFoundError:
             return frozenset()
+        except OSError as exc:  # keep() never raises; training checks the channels again when it loads
+            log.warning("cannot read the dataset's split %s: %s", self.path, exc)
+            return self._test
         with self._lock:
             if self._seen != (st.st_mtime_ns, st.st_size):
                 try:

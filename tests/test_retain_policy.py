@@ -274,3 +274,15 @@ def test_category_share_is_a_validated_config_key():
     assert load_config(environ={"TWITCHWATCH_RETAIN__CATEGORY_SHARE": "0.5"}).retain.category_share == 0.5
     with pytest.raises(ConfigError, match="retain.category_share"):
         load_config(environ={}, overrides={"retain": {"category_share": 0.0}})
+
+
+def test_an_unreadable_split_costs_the_retainer_nothing_and_a_rewritten_one_is_read_again(tmp_path):
+    split = tmp_path / "dataset" / "split.json"
+    split.parent.mkdir()
+    split.write_text('{"channels": {"902": "te')  # cut short mid-write by hand
+    retainer = Retainer(tmp_path)
+    assert retainer.keep(_noise(1), _agree(LOL), _stream("902"), model_id="m1") is not None
+    split.write_text(json.dumps({"channels": {"902": "test", "901": "train"}}))
+    assert retainer.keep(_noise(2), _agree(LOL), _stream("902"), model_id="m1") is None
+    assert retainer.keep(_noise(3), _agree(LOL), _stream("901"), model_id="m1") is not None
+    assert retainer.skipped == {"test_channel": 1} and retainer.errors == {}
