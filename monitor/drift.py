@@ -64,6 +64,7 @@ class CategoryDrift:
     mean_confidence: float
     reference: Mapping | None = None  # {"clips", "predicted", "mean_confidence"} of the card, if any
     note: str | None = None
+    name: str | None = None  # the category's Twitch name, where the daemon has stored it
 
     @property
     def tv_distance(self) -> float | None:
@@ -94,6 +95,7 @@ class CategoryDrift:
         tv, change = self.tv_distance, self.confidence_change
         return {
             "category": self.category,
+            "name": self.name,
             "checks": self.checks,
             "predicted": {c: round(v, 4) for c, v in self.predicted.items()},
             "mean_confidence": round(self.mean_confidence, 4),
@@ -116,6 +118,7 @@ class DriftReport:
     has_reference: bool = False
     note: str | None = None
     categories: list[CategoryDrift] = field(default_factory=list)
+    names: dict[str, str] = field(default_factory=dict)  # category id -> Twitch name, for people
 
     def moved(self) -> list[str]:
         return [c.category for c in self.categories if c.moved()]
@@ -134,9 +137,9 @@ class DriftReport:
             "categories": [c.to_json() for c in self.categories],
         }
 
-    def lines(self, names: Mapping[str, str] | None = None) -> list[str]:
+    def lines(self) -> list[str]:
         """Return what `twitchwatch drift` prints for people: one line per category, then what moved."""
-        names = names or {}
+        names = self.names
         out = [f"model {self.model_id or '-'}: checks since {_iso(self.since)}"]
         if self.note:
             out.append(self.note)
@@ -216,6 +219,9 @@ def drift_report(store: Store, registry: ModelRegistry, *, hours: float = DEFAUL
     report.classes = [str(c) for c in card.get("classes") or ()]
     figures = live_figures(store.scored_checks(model_id, since), report.classes)
     report.has_reference, report.note = compare(figures, card)
+    report.names = store.category_names()
+    for c in figures.values():
+        c.name = report.names.get(c.category)
     report.categories = [figures[k] for k in sorted(figures)]
     return report
 

@@ -75,14 +75,20 @@ def _day_of_checks(store: Store, model_id: str) -> None:
 def test_drift_names_the_categories_whose_histogram_or_confidence_moved(tmp_path, database_url):  # noqa: F811
     store = Store(database_url)
     store.upgrade()
+    store.upsert_categories({LOL: "League of Legends", CHATTING: "Just Chatting"})
     model_id = _register(tmp_path, REFERENCE)
     _day_of_checks(store, model_id)
+    lines = drift_report(store, ModelRegistry(tmp_path), hours=24).lines()
+    assert any(line.startswith("Just Chatting: 12 checks, predicted") and "MOVED (histogram)" in line
+               for line in lines), lines
+    assert lines[-1] == "moved: 33214, Just Chatting"  # by id; a category the daemon never named shows its id
     report = drift_report(store, ModelRegistry(tmp_path), hours=24).to_json()
     store.dispose()
     assert report["model_id"] == model_id and report["reference"] is True and report["note"] is None
     by_id = {c["category"]: c for c in report["categories"]}
     assert set(by_id) == {LOL, CHATTING, FORTNITE, UNKNOWN}
     lol, chatting, fortnite, unknown = (by_id[c] for c in (LOL, CHATTING, FORTNITE, UNKNOWN))
+    assert lol["name"] == "League of Legends" and fortnite["name"] is None
     assert lol["checks"] == 12 and lol["predicted"] == {LOL: 1.0, CHATTING: 0.0, FORTNITE: 0.0}
     assert lol["mean_confidence"] == pytest.approx(0.9) and lol["tv_distance"] == 0 and lol["moved"] == []
     assert chatting["predicted"] == {LOL: 0.5, CHATTING: 0.5, FORTNITE: 0.0}

@@ -166,6 +166,14 @@ class Store:
 
         return self._transact("observations", work, write=False)
 
+    def category_names(self) -> dict[str, str]:
+        """Return {category id: Twitch name} of the categories the daemon has named (upsert_categories)."""
+
+        def work(session: Session) -> dict[str, str]:
+            return {cid: name for cid, name in session.execute(select(Category.id, Category.name))}
+
+        return self._transact("category_names", work, write=False)
+
     def scored_checks(self, model_id: str, since: datetime) -> list[tuple[str, dict[str, float]]]:
         """Return (declared category, scores) of the completed checks `model_id` scored at or after `since`."""
 
