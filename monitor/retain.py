@@ -81,6 +81,7 @@ from pathlib import Path
 
 import imagehash
 import numpy as np
+import scipy.fftpack  # noqa: F401  imagehash.phash imports it on first use: here, at start-up, not mid-check
 from PIL import Image
 
 from monitor.frames import resize_frame
