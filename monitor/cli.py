@@ -110,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     review.add_argument("--json", action="store_true", help="print the list (or the verdict) as JSON")
     review.add_argument("--host", default=None, help="with serve: address to bind (default 127.0.0.1)")
     review.add_argument("--port", type=int, default=None, help="with serve: port (default 9465; 0: any free one)")
+    drift = command("drift", "per declared category, the last day's predicted classes and confidence against the "
+                             "active model's test-set reference", _cmd_drift)
+    drift.add_argument("--json", action="store_true", help="print one JSON object")
+    drift.add_argument("--hours", type=float, default=24.0, help="the window, in hours back from now (default 24)")
 
     doctor = command("doctor", "check that this host can run twitchwatch: one line per check, exit 1 if one fails",
                      _cmd_doctor)
@@ -358,6 +362,23 @@ def _cmd_review(args: argparse.Namespace, cfg: Config) -> int:
     else:
         for item in items:
             print(_review_line(item))
+def _cmd_drift(args: argparse.Namespace, cfg: Config) -> int:
+    from monitor.drift import drift_report
+    from monitor.model_registry import ModelRegistry
+    from monitor.store import Store
+
+    if not args.hours > 0:
+        raise UsageError("twitchwatch drift: --hours must be positive")
+    store = Store(cfg.storage.database_url)
+    try:
+        store.ensure_current()
+        report = drift_report(store, ModelRegistry(cfg.data_path), hours=args.hours)
+    finally:
+        store.dispose()
+    if args.json:
+        _print_json(report.to_json())
+    else:
+        print("\n".join(report.lines()))
     return 0
 
 

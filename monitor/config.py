@@ -284,6 +284,10 @@ class RetainConfig(Section):
     review_max_bytes: Bytes = Field(200_000_000, description="Cap on data_dir/review/ (mismatches awaiting a human).")
     min_confidence: Fraction = Field(0.0, description=(
         "Keep only checks at least this confident, on top of the verdict's own threshold."))
+    category_share: float = Field(0.25, gt=0, le=1, description=(
+        "Share of retain.max_bytes one declared category's training frames may take; over it that "
+        "category's oldest go first, so one busy category cannot swamp the rest (1: no per-category cap; "
+        "keep it at least 1 / the number of watched categories)."))
 
 
 class NotifyConfig(Section):

@@ -30,6 +30,7 @@ from monitor.check import CheckResult, check_stream
 from monitor.check_context import CheckContext
 from monitor.classify import Classifier
 from monitor.config import Config
+from monitor.drift import drift_report
 from monitor.errors import HelixError, ModelError, TwitchwatchError
 from monitor.helix import HelixClient, Stream
 from monitor.memory import cap_malloc_arenas, release_memory
@@ -61,6 +62,7 @@ class Runtime:
             max_bytes=cfg.retain.max_bytes,
             review_max_bytes=cfg.retain.review_max_bytes,
             min_confidence=cfg.retain.min_confidence,
+            category_share=cfg.retain.category_share,
             on_error=self.metrics.retention_failed,
         )
         cap_malloc_arenas()  # before the check threads allocate: see monitor.memory
@@ -190,6 +192,7 @@ def run_cycle(rt: Runtime, stop: threading.Event | None = None, *, check: CheckF
                     future.cancel()
                 futures = [f for f in futures if not f.cancelled()]
     refresh_open_flags(rt)
+    refresh_drift(rt)
     release_memory()
     summary.wall_seconds = time.monotonic() - wall0
     summary.cpu_seconds = time.process_time() - cpu0
@@ -255,6 +258,17 @@ def _tally(summary: CycleSummary, result: CheckResult) -> None:
             summary.flags_opened += 1
         elif result.flag_event.action == "close":
             summary.flags_closed += 1
+
+
+def refresh_drift(rt: Runtime) -> None:
+    """Export the active model's drift figures (monitor.drift); a failure costs the gauges, not the cycle."""
+    try:
+        report = drift_report(rt.store, rt.registry)
+        rt.metrics.set_drift(report.to_json(), rt.cfg.categories.watch)
+    except TwitchwatchError as exc:
+        log.warning("drift figures not refreshed: %s", exc)
+    except Exception:  # a secondary figure: its bug must not fail the cycle that checked the streams
+        log.exception("drift figures not refreshed")
 
 
 def refresh_open_flags(rt: Runtime) -> None:

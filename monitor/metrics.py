@@ -19,6 +19,12 @@ once `watch_categories` names them), so that `increase()` and `rate()` see
 the first failure instead of a series that appears with it.
 `twitchwatch_category_info{category,name}` maps category ids to names for
 dashboards. The exporter is prometheus-client's own `start_http_server`.
+
+The drift gauges (`twitchwatch_drift_*`, monitor.drift) are set after every
+cycle from the database: the last day's checks of the active model per
+declared category. Their labels stay bounded: `category` is one of the
+watched categories, `predicted` one of the active model's classes; a
+series whose category or class is no longer there is removed.
 """
 
 from __future__ import annotations
@@ -183,6 +189,37 @@ class Metrics:
             "twitchwatch_category", "Name of each watched category (its Twitch name, else its id).", ["category"],
             registry=r,
         )
+        # Drift (monitor.drift): the last day's checks of the active model against its test-set reference.
+        self._drift_share = Gauge(
+            "twitchwatch_drift_predicted_share", "Share of the last day's checks declared in a category whose "
+            "top class is `predicted` (the active model's classes).", ["category", "predicted"], registry=r,
+        )
+        self._drift_reference_share = Gauge(
+            "twitchwatch_drift_reference_share", "The same share on the active model's test clips of that "
+            "category (its card's drift reference).", ["category", "predicted"], registry=r,
+        )
+        self._drift_confidence = Gauge(
+            "twitchwatch_drift_mean_confidence", "Mean top-class probability of the last day's checks declared "
+            "in a category.", ["category"], registry=r,
+        )
+        self._drift_reference_confidence = Gauge(
+            "twitchwatch_drift_reference_confidence", "Mean top-class probability of the active model's test "
+            "clips of a category.", ["category"], registry=r,
+        )
+        self._drift_tv = Gauge(
+            "twitchwatch_drift_tv_distance", "Total-variation distance between the last day's predicted-class "
+            "shares of a declared category and its test-set reference (0 to 1; 0.25 and up: moved).",
+            ["category"], registry=r,
+        )
+        self._drift_checks = Gauge(
+            "twitchwatch_drift_checks", "Checks of the active model in the last day, by declared category.",
+            ["category"], registry=r,
+        )
+        self._drift_moved = Gauge(
+            "twitchwatch_drift_moved", "1 where a declared category's figures moved past the drift thresholds "
+            "(`twitchwatch drift` names which).", ["category"], registry=r,
+        )
+        self._drift_series: dict[Gauge, set[tuple[str, ...]]] = {}
         self._category_names: dict[str, str] = {}
         self._reviewed = ReviewedFlags()
         r.register(self._reviewed)
@@ -305,6 +342,39 @@ class Metrics:
         trained = _timestamp(card.get("created_at"))
         if trained is not None:
             self._model_trained.set(trained)
+
+    def set_drift(self, report: Mapping[str, Any], watched: Iterable[str]) -> None:
+        """Export a drift report (monitor.drift's `to_json()`) for the watched categories; drop stale series."""
+        watched = set(watched)
+        classes = set(report.get("classes") or ())
+        values: dict[Gauge, dict[tuple[str, ...], float]] = {g: {} for g in (
+            self._drift_share, self._drift_reference_share, self._drift_confidence,
+            self._drift_reference_confidence, self._drift_tv, self._drift_checks, self._drift_moved)}
+        for c in report.get("categories") or ():
+            category = c["category"]
+            if category not in watched:  # bounded: only the watched set
+                continue
+            values[self._drift_checks][(category,)] = c["checks"]
+            values[self._drift_confidence][(category,)] = c["mean_confidence"]
+            values[self._drift_moved][(category,)] = 1.0 if c.get("moved") else 0.0
+            for predicted, share in c["predicted"].items():
+                if predicted in classes:
+                    values[self._drift_share][(category, predicted)] = share
+            reference = c.get("reference")
+            if reference:
+                values[self._drift_reference_confidence][(category,)] = reference["mean_confidence"]
+                for predicted, share in reference.get("predicted", {}).items():
+                    if predicted in classes:
+                        values[self._drift_reference_share][(category, predicted)] = share
+            if c.get("tv_distance") is not None:
+                values[self._drift_tv][(category,)] = c["tv_distance"]
+        with self._lock:
+            for gauge, series in values.items():
+                for labels in self._drift_series.get(gauge, set()) - series.keys():
+                    gauge.remove(*labels)
+                for labels, value in series.items():
+                    gauge.labels(*labels).set(value)
+                self._drift_series[gauge] = set(series)
 
     def model_load_failed(self) -> None:
         """Count one failed load of the active model (the last good one stays in use)."""

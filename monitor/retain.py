@@ -3,6 +3,7 @@
     retainer = Retainer(cfg.data_path, max_bytes=2_000_000_000, review_max_bytes=500_000_000)
     kept = retainer.keep(sampled.frames, verdict, stream, model_id="20240101-...")
     kept.area                         # "live" (agree) or "review" (mismatch); None for any other outcome
+    retainer.skipped                  # {"duplicate": 3, "test_channel": 1}: agreeing checks live/ did not keep
     read_clips(cfg.data_path)         # the live clips, one dict per clip, oldest first
 
 Only the declaration is a label, and only where the model agrees with it
@@ -30,6 +31,33 @@ both the threads of one process and other processes sharing the data dir.
 Directories without a line (a crash between rename and append, or between
 rewrite and delete) are swept under the lock.
 
+What joins the live area (training), on top of "agree":
+
+- Not a frozen test channel. The dataset's test set is by channel
+  (trainer.dataset), and `<data_dir>/dataset/split.json` names them; a
+  check of one keeps nothing in live/ (`skipped["test_channel"]`), so no
+  channel has frames on both sides. trainer.dataset skips them again when
+  live clips join training, for clips kept before the split existed.
+- Not a near-duplicate. Each frame's perceptual hash (imagehash's pHash,
+  64 bits, of the 224x224 frame) is compared with the hashes of the
+  channel's last RECENT_CLIPS kept clips; a frame within DUPLICATE_DISTANCE
+  bits of one of them is dropped. The clip keeps its novel frames, in time
+  order, when there are at least min(MIN_NOVEL_FRAMES, frames) of them,
+  else nothing is kept (`skipped["duplicate"]`). Measured on the
+  stand-in's frames: the same frame re-encoded differs by 0 bits, a camera
+  scene over its whole 48 s loop by 0 to 2, gameplay frames 0.5 s apart by
+  4 (median) and 5 s apart by 8, frames of two channels by 18 to 34. At 4,
+  a static scene checked every cycle stops growing after its first clip
+  while moving gameplay still grows. The review area keeps every frame: a
+  person judges each flagged check.
+- Within the caps. Each category's live clips may take at most
+  `category_share` of `max_bytes` (the category's cap), so one busy
+  category cannot swamp the rest; over it, that category's oldest clips go
+  first, down to LOW_WATER of its cap. Then the whole area's cap
+  (`max_bytes`, the disk budget) evicts the oldest clips of any category.
+  Every clip in live/ counts, whatever its `source` ("live" when absent,
+  "reviewed" for a human's label).
+
 Retention never fails a check: `keep` logs and counts any error (`errors`,
 and the `on_error` callback, given the area) and returns None.
 """
@@ -38,19 +66,22 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import shutil
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import imagehash
 import numpy as np
+import scipy.fftpack  # noqa: F401  imagehash.phash imports it on first use: here, at start-up, not mid-check
 from PIL import Image
 
 from monitor.frames import resize_frame
@@ -69,6 +100,11 @@ PNG_LEVEL = 1  # as the dataset: ~4 ms and ~40 kB per 224x224 frame; level 6 sav
 # Over the cap, evict down to this fraction of it: the index is rewritten once per
 # tenth of the cap, not on every clip (each rewrite costs ~100 ms at 1,000 clips).
 LOW_WATER = 0.9
+# Near-duplicates (see the module docstring for the measurements behind these).
+DUPLICATE_DISTANCE = 4  # bits of 64 at or below which two frames' pHashes are the same scene
+RECENT_CLIPS = 50  # a channel's kept clips its new frames are compared with (~900 hashes: ~2 ms a check)
+MIN_NOVEL_FRAMES = 3  # fewer novel frames than this (or than the clip has) keep nothing
+SPLIT_FILE = Path("dataset") / "split.json"  # trainer.dataset's frozen split, channel -> "train" | "test"
 
 
 @dataclass(frozen=True)
@@ -94,16 +130,24 @@ class Retainer:
         max_bytes: int = 2_000_000_000,
         review_max_bytes: int = 500_000_000,
         min_confidence: float = 0.0,
+        category_share: float = 1.0,
+        duplicate_distance: int = DUPLICATE_DISTANCE,
         on_error: Callable[[str], None] | None = None,
     ):
+        if not 0 < category_share <= 1:
+            raise ValueError(f"category_share must be in (0, 1], got {category_share!r}")
         self.data_dir = Path(data_dir)
         self.enabled = enabled
         # On top of the verdict's own threshold, which every agree and mismatch already passed.
         self.min_confidence = min_confidence
-        self._areas = {"live": ClipArea(self.data_dir / "live", max_bytes),
+        self.duplicate_distance = duplicate_distance
+        category_cap = None if category_share >= 1 else int(max_bytes * category_share)
+        self._areas = {"live": ClipArea(self.data_dir / "live", max_bytes, category_max_bytes=category_cap),
                        "review": ClipArea(self.data_dir / "review", review_max_bytes)}
+        self._split = FrozenSplit(self.data_dir / SPLIT_FILE)
         self._on_error = on_error
         self._errors: Counter[str] = Counter()
+        self._skipped: Counter[str] = Counter()
         self._errors_lock = threading.Lock()
 
     @property
@@ -111,6 +155,17 @@ class Retainer:
         """Return how many clips failed to be kept, by area."""
         with self._errors_lock:
             return dict(self._errors)
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        """Return how many agreeing checks kept nothing in live/, by reason ("duplicate", "test_channel")."""
+        with self._errors_lock:
+            return dict(self._skipped)
+
+    def _skip(self, reason: str, stream: Stream) -> None:
+        log.debug("not keeping frames of %s for training: %s", stream.user_login, reason)
+        with self._errors_lock:
+            self._skipped[reason] += 1
 
     def area(self, name: str) -> ClipArea:
         """Return one area ("live" or "review")."""
@@ -132,6 +187,9 @@ class Retainer:
             return None
         if not stream.game_id:  # no declared category, no label
             return None
+        if name == "live" and self._split.is_test_channel(stream.user_id):
+            self._skip("test_channel", stream)
+            return None
         checked_at = checked_at or datetime.now(UTC)
         record = {
             "clip_id": f"live-{checked_at.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}",
@@ -149,7 +207,13 @@ class Retainer:
             "checked_at": checked_at.astimezone(UTC).isoformat(timespec="microseconds"),
         }
         try:
-            return self._areas[name].add(record, [resize_frame(f) for f in frames])
+            resized = [resize_frame(f) for f in frames]
+            if name == "live":
+                resized = self._novel(resized, record, stream)
+                if not resized:
+                    self._skip("duplicate", stream)
+                    return None
+            return self._areas[name].add(record, resized)
         except Exception as exc:  # a full disk or a bad frame must not cost the check its verdict
             log.warning("keeping frames of %s in %s failed: %s: %s", stream.user_login, name,
                         type(exc).__name__, exc)
@@ -162,13 +226,65 @@ class Retainer:
                     log.exception("reporting a retention error failed")
             return None
 
+    def _novel(self, frames: list[np.ndarray], record: dict, stream: Stream) -> list[np.ndarray]:
+        """Return the frames unlike the channel's recent kept ones (adding their hashes to record), or []."""
+        hashes = [frame_hash(f) for f in frames]
+        recent = self._areas["live"].recent_hashes(stream.user_id, RECENT_CLIPS)
+        novel = [i for i, h in enumerate(hashes)
+                 if all((h ^ seen).bit_count() > self.duplicate_distance for seen in recent)]
+        if len(novel) < min(MIN_NOVEL_FRAMES, len(frames)):
+            return []
+        record["phash"] = [f"{hashes[i]:016x}" for i in novel]
+        record["duplicate_frames"] = len(frames) - len(novel)
+        return [frames[i] for i in novel]
+
+
+def frame_hash(frame: np.ndarray) -> int:
+    """Return a frame's 64-bit perceptual hash (imagehash.phash) as an int: ~1 ms for a 224x224 frame."""
+    return int(str(imagehash.phash(Image.fromarray(frame))), 16)
+
+
+class FrozenSplit:
+    """The dataset's frozen test channels, read from its split.json and re-read when the file changes."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._seen: tuple[int, int] | None = None
+        self._test: frozenset[str] = frozenset()
+        self._lock = threading.Lock()
+
+    def is_test_channel(self, channel_id: str) -> bool:
+        return channel_id in self.test_channels()
+
+    def test_channels(self) -> frozenset[str]:
+        """Return the channel ids in the test set; none while the dataset has no split yet."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return frozenset()
+        except OSError as exc:  # keep() never raises; training checks the channels again when it loads
+            log.warning("cannot read the dataset's split %s: %s", self.path, exc)
+            return self._test
+        with self._lock:
+            if self._seen != (st.st_mtime_ns, st.st_size):
+                try:
+                    channels = json.loads(self.path.read_text()).get("channels", {})
+                except (OSError, ValueError) as exc:
+                    # Kept anyway: trainer.dataset checks every live clip's channel again when it loads them.
+                    log.warning("cannot read the dataset's split %s: %s", self.path, exc)
+                    return self._test
+                self._test = frozenset(ch for ch, side in channels.items() if side == "test")
+                self._seen = (st.st_mtime_ns, st.st_size)
+            return self._test
+
 
 class ClipArea:
     """One directory of kept clips with its jsonl index, lock and byte cap."""
 
-    def __init__(self, root: str | Path, max_bytes: int):
+    def __init__(self, root: str | Path, max_bytes: int, *, category_max_bytes: int | None = None):
         self.root = Path(root)
         self.max_bytes = max_bytes
+        self.category_max_bytes = category_max_bytes  # None: no cap per category
         self.clips_file = self.root / CLIPS_FILE
         self._tmp = self.root / ".tmp"
         self._swept = False
@@ -180,6 +296,11 @@ class ClipArea:
     def usage(self) -> int:
         """Return the bytes of frames the area's records account for."""
         return sum(int(r.get("bytes", 0)) for r in self.records())
+
+    def recent_hashes(self, channel_id: str, clips: int) -> list[int]:
+        """Return the frame hashes of a channel's last `clips` kept clips (read without the lock)."""
+        mine = [r for r in self.records() if r.get("channel_id") == channel_id][-clips:]
+        return [int(h, 16) for r in mine for h in r.get("phash", ())]
 
     def add(self, record: dict, frames: Sequence[np.ndarray]) -> RetainedClip:
         """Write frames (already at input size), commit their line, then evict the oldest over the cap."""
@@ -220,18 +341,18 @@ class ClipArea:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
     def _evict(self) -> int:
-        """Past the cap, drop the oldest clips down to LOW_WATER of it; call with the lock held."""
+        """Past a category's cap, then the area's, drop the oldest clips down to LOW_WATER of it; hold the lock."""
         records = self.records()
-        total = sum(int(r["bytes"]) for r in records)
-        if total <= self.max_bytes:
-            return 0
-        target = int(self.max_bytes * LOW_WATER)
         gone: set[str] = set()
-        for r in sorted(records, key=lambda r: (r["checked_at"], r["clip_id"])):
-            if total <= target:
-                break
-            gone.add(r["clip_id"])
-            total -= int(r["bytes"])
+        if self.category_max_bytes is not None:
+            by_category: dict[str, list[dict]] = defaultdict(list)
+            for r in records:
+                by_category[r["category"]].append(r)
+            for clips in by_category.values():
+                gone |= _oldest_over(clips, self.category_max_bytes)
+        gone |= _oldest_over([r for r in records if r["clip_id"] not in gone], self.max_bytes)
+        if not gone:
+            return 0
         # Lines first: a crash now leaves directories without lines, which the sweep removes.
         rewrite_jsonl(self.clips_file, [r for r in records if r["clip_id"] not in gone])
         for r in records:
@@ -258,6 +379,21 @@ class ClipArea:
                 with contextlib.suppress(FileNotFoundError):
                     if tmp.stat().st_mtime < cutoff:
                         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _oldest_over(records: list[dict], cap: int) -> set[str]:
+    """Return the ids of the oldest records to drop so that, once over `cap`, they fall to LOW_WATER of it."""
+    total = sum(int(r["bytes"]) for r in records)
+    if total <= cap:
+        return set()
+    target = int(cap * LOW_WATER)
+    gone: set[str] = set()
+    for r in sorted(records, key=lambda r: (r["checked_at"], r["clip_id"])):
+        if total <= target:
+            break
+        gone.add(r["clip_id"])
+        total -= int(r["bytes"])
+    return gone
 
 
 def read_clips(data_dir: str | Path, area: str = "live") -> list[dict]:

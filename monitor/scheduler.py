@@ -33,7 +33,7 @@ import psycopg
 
 from monitor.checkqueue import CheckQueue, EnqueueReport, conninfo
 from monitor.config import Config
-from monitor.cycle import CycleSummary, Runtime, list_streams, refresh_open_flags
+from monitor.cycle import CycleSummary, Runtime, list_streams, refresh_drift, refresh_open_flags
 from monitor.errors import TwitchwatchError
 from monitor.metrics import Metrics
 
@@ -211,6 +211,7 @@ def schedule_cycle(srt: SchedulerRuntime) -> ScheduleSummary:
     summary.enqueue = srt.queue.enqueue(streams, listed_at=summary.listed_at)
     srt.metrics.checks_enqueued(summary.enqueue.to_json())
     refresh_open_flags(rt)
+    refresh_drift(rt)
     summary.wall_seconds = time.monotonic() - started
     rt.metrics.cycle_done(summary.wall_seconds, ok=not summary.categories_failed)
     e = summary.enqueue

@@ -7,6 +7,7 @@ and test_daemon.py; these pin run_cycle's own rules in milliseconds.
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 from monitor.check import CheckResult
 from monitor.config import load_config
@@ -14,6 +15,7 @@ from monitor.cycle import run_cycle
 from monitor.errors import HelixError
 from monitor.helix import Stream
 from monitor.metrics import Metrics
+from monitor.model_registry import ModelRegistry
 from monitor.store import FlagEvent
 
 CHAT, LOL, FORTNITE = "509658", "21779", "33214"
@@ -59,6 +61,7 @@ class FakeRuntime:
         self.cfg = load_config(environ={}, overrides={"categories": {"watch": watch, "chatting": CHAT},
                                                       "monitor": {"streams_per_category": 5}})
         self.helix, self.store = helix, store
+        self.registry = ModelRegistry(Path("/nonexistent/twitchwatch-models"))  # no active model: no drift figures
         self.metrics = Metrics()
         self.check_context = object()  # handed to the check untouched
         self.notified: list[FlagEvent] = []

@@ -19,7 +19,10 @@ Command = Callable[[str, str, Callable[[argparse.Namespace, Config], int]], argp
 
 def register(command: Command) -> None:
     dataset = command("dataset", "build the training set from top channels' clips", _cmd_dataset)
-    dataset.add_argument("action", choices=["build"], help="build: fetch clips, extract frames, split (resumable)")
+    dataset.add_argument("action", choices=["build", "stats"],
+                         help="build: fetch clips, extract frames, split (resumable); "
+                              "stats: clips, frames, sources and bytes per category")
+    dataset.add_argument("--json", action="store_true", help="with stats: print one JSON object")
 
     train = command("train", "train a classifier on the dataset, evaluate, register and activate it", _cmd_train)
     train.add_argument("--epochs", type=int, default=None, help="training epochs (default: train.epochs)")
@@ -55,6 +58,14 @@ def register(command: Command) -> None:
 
 
 def _cmd_dataset(args: argparse.Namespace, cfg: Config) -> int:
+    if args.action == "stats":
+        from trainer.dataset_stats import dataset_stats
+
+        stats = dataset_stats(cfg.data_path)
+        print(json.dumps(stats.to_json(), indent=2) if args.json else stats.table())
+        return 0
+    if args.json:
+        raise UsageError("twitchwatch dataset: --json goes with stats")
     _single_process_only("dataset")
     from monitor.helix import HelixClient
     from trainer.dataset import build_dataset

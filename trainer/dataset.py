@@ -23,6 +23,14 @@ frames from them with the same sampler in train mode.
 The split is by channel (no channel's frames on both sides), stratified by
 category and fixed by `dataset.seed`; channels that appear in later builds
 go to train, so the test clips stay the same and models stay comparable.
+
+Live clips (`<data_dir>/live/`, monitor.retain) join train only, never a
+test channel's: the retainer reads split.json's test channels and keeps
+nothing of them for training, and `_live_clips` skips them again, for the
+clips kept before the split existed and for those a human review writes
+(`source: "reviewed"`). Channel ids are Helix user ids on both sides, so a
+live clip collides with the test set exactly when its `channel_id` is a
+test channel of split.json.
 """
 
 from __future__ import annotations
@@ -390,8 +398,12 @@ def _live_clips(data_dir: str | Path, split: dict, classes: list[str], train: li
     """Append the retained live clips (monitor.retain) to train; return the records used.
 
     Only train: the frozen test set stays the clips it was. A live clip of a
-    test channel is skipped, so no channel has frames on both sides; one of
-    a category outside `classes` too. A clip evicted while loading is skipped.
+    test channel is skipped, whatever its source (kept by the daemon before
+    the split existed, or labelled in review), so no channel has frames on
+    both sides; one of a category outside `classes` too. A clip evicted
+    while loading is skipped. A clip may hold fewer frames than its check
+    decoded (monitor.retain drops near-duplicates); the sampler repeats
+    frames of a short clip as it does for short dataset clips.
     """
     test_channels = {ch for ch, side in split["channels"].items() if side == "test"}
     used = []

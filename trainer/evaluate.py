@@ -3,6 +3,7 @@
     ev = evaluate_model(classifier, data.test)
     ev.clip_accuracy, ev.frame_accuracy, ev.ece_before, ev.ece_after
     ev.to_json()                     # what goes into the model card's metrics
+    ev.drift_reference()             # the card's drift_reference: what `twitchwatch drift` compares live checks with
     mcnemar_p(a_only, b_only)        # exact paired test between two models' per-clip correctness
     mcnemar_worse_p(a_only, b_only)  # its one-sided form: how surely a is worse than b
     consensus_nll(stacked_logits(classifier, clips), labels, temperature)   # differentiable in T
@@ -146,6 +147,27 @@ class Evaluation:
                 for o in self.outcomes
             ],
         }
+
+
+    def drift_reference(self) -> dict:
+        """Return, per true category, the predicted-class shares and mean confidence of these clips.
+
+        The figures monitor.drift compares live checks with: each clip's
+        prediction is its consensus argmax and its confidence the top
+        consensus probability, at the model's temperature, as a live check's
+        scores give them (the argmax and the max of `scores`).
+        """
+        per_category = {}
+        for label in self.classes:
+            mine = [o for o in self.outcomes if o.label == label]
+            if not mine:
+                continue
+            per_category[label] = {
+                "clips": len(mine),
+                "predicted": {c: round(sum(o.predicted == c for o in mine) / len(mine), 6) for c in self.classes},
+                "mean_confidence": round(sum(o.confidence for o in mine) / len(mine), 6),
+            }
+        return {"source": "test", "clips": self.clips, "classes": list(self.classes), "per_category": per_category}
 
 
 def evaluate_model(classifier: Classifier, clips: Sequence[Clip]) -> Evaluation:

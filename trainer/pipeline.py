@@ -108,6 +108,7 @@ def register_trained(
             "validation": result.metrics,
         },
         test_accuracy=test.clip_accuracy if test else None,
+        drift_reference=test.drift_reference() if test else None,  # what `twitchwatch drift` compares with
         test_frame_accuracy=test.frame_accuracy if test else None,
         test_nll=test.nll if test else None,
         ece_before=test.ece_before if test else None,

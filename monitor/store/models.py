@@ -139,6 +139,8 @@ class Observation(Base):
         *measured_columns(),
         CheckConstraint(f"outcome IN ({', '.join(repr(o.value) for o in Outcome)})", name="outcome"),
         Index("ix_observations_channel_id_checked_at", "channel_id", "checked_at"),
+        # The last day of one model's checks, every cycle (monitor.drift): migration 0004.
+        Index("ix_observations_model_id_checked_at", "model_id", "checked_at"),
     )
 
 

@@ -242,6 +242,19 @@ class Store:
 
         return self._transact("observations", work, write=False)
 
+    def scored_checks(self, model_id: str, since: datetime) -> list[tuple[str, dict[str, float]]]:
+        """Return (declared category, scores) of the completed checks `model_id` scored at or after `since`."""
+
+        def work(session: Session) -> list[tuple[str, dict[str, float]]]:
+            stmt = (
+                select(Observation.declared_game_id, Observation.scores)
+                .where(Observation.model_id == model_id, Observation.checked_at >= since,
+                       Observation.outcome.in_([o.value for o in Outcome if o.completed]))
+            )
+            return [(declared, dict(scores or {})) for declared, scores in session.execute(stmt)]
+
+        return self._transact("scored_checks", work, write=False)
+
     def checked_since(self, user_id: str, since: datetime) -> bool:
         """Return whether a check of the channel was recorded at or after `since` (a worker's retried job)."""
 

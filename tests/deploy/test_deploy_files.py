@@ -183,6 +183,10 @@ def exported() -> dict[str, dict[str, set[str]]]:
     m.stalled_checks(1)
     # What node_exporter serves from the retrain's textfile, every gauge set.
     retrain_file = render_textfile({name: 1.0 for name in {**SUCCESS_GAUGES, **ATTEMPT_GAUGES}})
+    m.set_drift({"classes": ["509658", "21779"], "categories": [{
+        "category": "509658", "checks": 12, "predicted": {"509658": 0.5, "21779": 0.5}, "mean_confidence": 0.7,
+        "reference": {"clips": 3, "predicted": {"509658": 1.0, "21779": 0.0}, "mean_confidence": 0.9},
+        "tv_distance": 0.5, "moved": ["histogram"]}]}, watched=["509658"])
     samples: dict[str, dict[str, set[str]]] = {}
     for family in text_string_to_metric_families(generate_latest(m.registry).decode() + retrain_file.decode()):
         for s in family.samples:
