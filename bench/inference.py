@@ -9,7 +9,9 @@ that a noisy machine slows them alike (the ratios are the figures to read):
 - cl+im: weights and input channels-last, `inference_mode` (monitor.classify);
 - int8: torch.ao FX post-training quantisation, x86/fbgemm kernels (monitor.quantize),
   calibrated on stand-in frames.
-Batches of 18 (one check, K=6 n=3) and 72 (four checks batched).
+Batches of 18 (one check, K=6 n=3) and 72 (four checks batched), at each
+`--input-sizes` side (224 and 128, `train.input_size`'s default; every
+ratio is against eager at 224).
 
 Accuracy (`--accuracy`): the generalization issue's held-out protocol
 (bench/generalize.py's worlds): a model is trained on world A with
@@ -84,26 +86,31 @@ def variants(arch: str, calibration: list[np.ndarray]) -> dict:
     return {"eager": run_eager, "cl+im": run_cl, "int8": run_int8}
 
 
-def speed(arch: str, frames: list[np.ndarray], batches: list[int], rounds: int) -> list[dict]:
+def speed(arch: str, frames: list[np.ndarray], batches: list[int], rounds: int,
+          input_sizes: list[int] = (224,)) -> list[dict]:
+    """Time every variant at every input size, round-robin; ratios are against eager fp32 at 224 px."""
     fns = variants(arch, frames[:36])
     rows = []
     for size in batches:
-        batch = preprocess([frames[i % len(frames)] for i in range(size)])  # preprocessing is not timed
-        for fn in fns.values():
-            fn(batch)  # warm: allocator, packed weights
-        times: dict[str, list[float]] = {name: [] for name in fns}
-        cpu: dict[str, list[float]] = {name: [] for name in fns}
+        # preprocessing is not timed; the int8 model was calibrated at 224, which changes its accuracy, not its speed
+        inputs = {side: preprocess([frames[i % len(frames)] for i in range(size)], side) for side in input_sizes}
+        runs = {(name, side): fn for side in input_sizes for name, fn in fns.items()}
+        for (_, side), fn in runs.items():
+            fn(inputs[side])  # warm: allocator, packed weights
+        times: dict[tuple, list[float]] = {key: [] for key in runs}
+        cpu: dict[tuple, list[float]] = {key: [] for key in runs}
         for _ in range(rounds):
-            for name, fn in fns.items():
+            for key, fn in runs.items():
                 started, cpu0 = time.perf_counter(), time.process_time()
-                fn(batch)
-                times[name].append(time.perf_counter() - started)
-                cpu[name].append(time.process_time() - cpu0)
-        eager = statistics.median(times["eager"])
-        eager_cpu = statistics.median(cpu["eager"])
-        for name, runs in times.items():
-            median, median_cpu = statistics.median(runs), statistics.median(cpu[name])
-            rows.append({"arch": arch, "batch": size, "variant": name, "threads": torch.get_num_threads(),
+                fn(inputs[key[1]])
+                times[key].append(time.perf_counter() - started)
+                cpu[key].append(time.process_time() - cpu0)
+        base = ("eager", 224) if ("eager", 224) in times else ("eager", input_sizes[0])
+        eager, eager_cpu = statistics.median(times[base]), statistics.median(cpu[base])
+        for (name, side), spent in times.items():
+            median, median_cpu = statistics.median(spent), statistics.median(cpu[(name, side)])
+            rows.append({"arch": arch, "batch": size, "variant": name, "input_size": side,
+                         "threads": torch.get_num_threads(),
                          "images_per_second": size / median, "speedup_vs_eager": eager / median,
                          "images_per_cpu_second": size / median_cpu, "cpu_speedup_vs_eager": eager_cpu / median_cpu})
     return rows
@@ -160,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--threads", default=f"1,{torch.get_num_threads()}",
                         help="torch thread counts to run at (the daemon runs 1 per CPU slot, a slot per core)")
+    parser.add_argument("--input-sizes", default="224,128",
+                        help="model input sides to time (train.input_size; the ratios are against eager at 224)")
     parser.add_argument("--accuracy", action="store_true", help="also train on world A and judge world B")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/twitchwatch-generalize"))
     parser.add_argument("--epochs", type=int, default=4)
@@ -172,12 +181,14 @@ def main(argv: list[str] | None = None) -> int:
     for threads in [int(t) for t in args.threads.split(",")]:
         torch.set_num_threads(threads)
         rows += [row for arch in archs for row in speed(arch, frames, [int(b) for b in args.batches.split(",")],
-                                                        args.rounds)]
+                                                        args.rounds, [int(s) for s in args.input_sizes.split(",")])]
     print(f"torch {torch.__version__}, {os.cpu_count()} cores, median of {args.rounds} round-robin rounds; "
           "img/CPU-s is what a core does while it is ours (robust to a busy machine)")
-    print(f"{'arch':>14} {'thr':>3} {'batch':>5} {'variant':>7} {'img/s':>8} {'x eager':>8} {'img/CPU-s':>9} {'x eager':>8}")
+    print(f"{'arch':>14} {'thr':>3} {'batch':>5} {'variant':>7} {'px':>4} {'img/s':>8} {'x eager':>8} {'img/CPU-s':>9} "
+          f"{'x eager':>8}")
     for r in rows:
-        print(f"{r['arch']:>14} {r['threads']:>3} {r['batch']:>5} {r['variant']:>7} {r['images_per_second']:8.1f} "
+        print(f"{r['arch']:>14} {r['threads']:>3} {r['batch']:>5} {r['variant']:>7} {r['input_size']:>4} "
+              f"{r['images_per_second']:8.1f} "
               f"{r['speedup_vs_eager']:8.2f} {r['images_per_cpu_second']:9.1f} {r['cpu_speedup_vs_eager']:8.2f}")
     result: dict = {"threads": args.threads, "cores": os.cpu_count(), "torch": torch.__version__, "speed": rows, "accuracy": []}
     if args.accuracy:
