@@ -321,7 +321,11 @@ class ClipArea:
                     self._sweep()
                 final.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(tmp, final)
-                append_jsonl(self.clips_file, [record])
+                try:
+                    append_jsonl(self.clips_file, [record])
+                except BaseException:  # a full disk: no frames without their line
+                    shutil.rmtree(final, ignore_errors=True)
+                    raise
                 evicted = self._evict()
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
