@@ -1,7 +1,7 @@
 """The learning loop end to end: live channels of unseen looks, daemon cycles, growth, `retrain`, a better model.
 
     python bench/learning_loop.py --workdir /tmp/twloop                        # seed 0, 4 cycles, defaults
-    python bench/learning_loop.py --workdir /tmp/twloop --cycles 6 --json loop.json
+    python bench/learning_loop.py --workdir /tmp/twloop --cycles 6 --pause 12 --json loop.json
     python bench/learning_loop.py --workdir /tmp/twloop --train-scenario small --test-scenario small --epochs 2
 
 Issue 8's "must show", as a user runs it, on the stand-in's held-out worlds
@@ -20,7 +20,10 @@ layout, webcam person, room, overlay, grading or encode):
    user ids are unknown to it, so they cannot reach the live area, and the
    bench checks `<data_dir>/live/clips.jsonl` for them anyway), retention
    on: the frames of confident agreeing checks join `<data_dir>/live/`
-   (`dataset stats --json` counts them per category);
+   (`dataset stats --json` counts them per category). Back to back, cycles
+   take seconds and see nearly the same footage, which the pHash dedupe
+   drops; --pause spaces them (the daemon's are monitor.interval_seconds
+   apart; the stand-in's live channels loop every 48 s);
 4. `retrain --json` trains a challenger on A's clips plus the live clips
    and promotes it only through the gate (trainer/retrain.py), which
    scores both on A's frozen test clips;
@@ -34,10 +37,17 @@ lower than A. At the defaults three seeds of bench/generalize.py scored B's
 clips 0.69..0.83 (mean 0.75) against A's own test clips 0.75..0.88
 (docs/training-notes.md), far from the ~0.97 at which there would be nothing
 left to learn, so no harder scenario pair and no starved champion (a small
---epochs) is needed to leave room; --epochs stays available and applies to
-champion and challenger alike. Champion and challenger train with the same
-seed and budget (train.seed, train.max_minutes), so the difference between
-them is the live data, not the recipe.
+--epochs) is needed to leave room.
+
+The same training for both, whatever the machine's load: the champion
+trains with --epochs / --max-minutes (default: the config's train.epochs and
+train.max_minutes, whose time budget plans fewer epochs on a busy machine);
+the challenger then trains exactly as many epochs as the champion did (its
+card's history), with the same train.seed, the same clips per epoch and no
+time budget. The difference between them is the live data, not the recipe
+or the load. (The first recorded run, bench/results/learning_loop.json,
+predates this: its champion got 3 epochs on a loaded machine, its
+challenger 15 on an idle one.)
 
 The split: B's channels are grouped by what they show and whether they are
 mislabeled (honest Fortnite, Just Chatting showing Fortnite, ...), ordered
@@ -66,6 +76,7 @@ import hashlib
 import json
 import shlex
 import sys
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -162,18 +173,25 @@ class Stages:
         self.path.write_text(json.dumps(self.saved, indent=1) + "\n")
 
 
-def run_cycles(growth: World, run_cfg: Path, data_dir: Path, cycles: int) -> list[dict]:
-    """Run `run --once` `cycles` times; return each cycle's summary and the live clips kept so far."""
+def run_cycles(growth: World, run_cfg: Path, data_dir: Path, cycles: int, pause: float) -> list[dict]:
+    """Run `run --once` `cycles` times, `pause` seconds apart; return each cycle's summary and the live clips."""
     (growth.root / RUN_DATABASE).unlink(missing_ok=True)
     cli(["db", "upgrade", "--config", str(run_cfg)])
     out = []
     for number in range(1, cycles + 1):
+        if number > 1:
+            time.sleep(pause)  # the live edge moves on: new footage for the pHash dedupe to keep
         summary = json.loads(cli(["run", "--once", "--json", "--config", str(run_cfg)]))
         kept = len(read_clips(data_dir))
         out.append({"cycle": number, **summary, "live_clips_total": kept})
         print(f"cycle {number}: {summary['checks']} checks, verdicts {summary['verdicts']}, "
               f"live clips {kept}", flush=True)
     return out
+
+
+def epochs_run(data_dir: Path, model_id: str) -> int:
+    """Return how many epochs a registered model trained (its card's history), budget cuts included."""
+    return len(ModelRegistry(data_dir).card(model_id)["history"])
 
 
 class Scorer:
@@ -197,11 +215,11 @@ def run_loop(args: argparse.Namespace, command: str) -> dict:
     (work / "B").mkdir(parents=True, exist_ok=True)
     a_data, b_data = work / "A" / "data", work / "B" / "clipdata"
     stages = Stages(work, {k: getattr(args, k) for k in ("train_scenario", "test_scenario", "seed", "cycles",
-                                                         "epochs", "max_minutes")})
+                                                         "pause", "epochs", "max_minutes")})
     if read_clips(a_data) and stages.get("cycles") is None:
         sys.exit(f"{a_data / 'live'} already holds live clips from an earlier run: remove it, or use a new "
                  "--workdir")
-    train_options = {"max_minutes": args.max_minutes} if args.max_minutes else {}
+    train_options = {"max_minutes": args.max_minutes} if args.max_minutes is not None else {}
     with StandIn(load_scenario(args.train_scenario)) as sim_a, StandIn(load_scenario(args.test_scenario)) as sim_b:
         a = World("A", sim_a.scenario, sim_a, work / "A")
         b = World("B", sim_b.scenario, sim_b, work / "B")
@@ -223,43 +241,46 @@ def run_loop(args: argparse.Namespace, command: str) -> dict:
             stages.done("champion", train_on(a, a_data, args.seed, args.epochs, None, train_options))
         trained, train_seconds = stages.get("champion")
         champion_id = trained["model_id"]
+        champion_epochs = epochs_run(a_data, champion_id)
         score = Scorer(a_data, clip_sets)
         before = score(champion_id)
         print(f"champion {champion_id}: held-out B clips {before['held_out'].clip_accuracy:.3f} (BEFORE)", flush=True)
 
     with StandIn(growth_scenario(sim_b.scenario, growth_channels)) as sim_g:
         g = World("B-growth", sim_g.scenario, sim_g, work / "B")
+        # No time budget for the challenger: it trains the champion's epochs, whatever the machine's load.
         run_cfg = g.config("loop-run.toml", database=RUN_DATABASE, data_dir=a_data,
-                           retain={"enabled": True}, train={"seed": args.seed, **train_options})
+                           retain={"enabled": True}, train={"seed": args.seed, "max_minutes": 0})
         if stages.get("cycles") is None:
-            stages.done("cycles", run_cycles(g, run_cfg, a_data, args.cycles))
+            stages.done("cycles", run_cycles(g, run_cfg, a_data, args.cycles, args.pause))
         cycles = stages.get("cycles")
     leaks = live_leaks(a_data, held_out_channels)
     if leaks:
         sys.exit(f"held-out channels reached the live area: {', '.join(leaks)}")
     stats = json.loads(cli(["dataset", "stats", "--json", "--config", str(run_cfg)]))
 
-    argv = ["retrain", "--json", "--config", str(run_cfg)]
-    if args.epochs:
-        argv[1:1] = ["--epochs", str(args.epochs)]
+    argv = ["retrain", "--json", "--epochs", str(champion_epochs), "--config", str(run_cfg)]
     if stages.get("retrain") is None:
         stages.done("retrain", json.loads(cli(argv)))
     retrained = stages.get("retrain")
     active_id = ModelRegistry(a_data).active_id()
     models = {"champion": champion_id, "active": active_id, "challenger": retrained["model_id"]}
+    epochs = {"champion": champion_epochs, "challenger": epochs_run(a_data, retrained["model_id"])}
     scored = {role: score(model_id) for role, model_id in models.items()}
     return {
         "command": command,
         "train_scenario": args.train_scenario, "test_scenario": args.test_scenario,
-        "seed": args.seed, "epochs": args.epochs, "cycles_run": args.cycles, "max_minutes": args.max_minutes,
+        "seed": args.seed, "epochs": args.epochs, "cycles_run": args.cycles, "pause": args.pause,
+        "max_minutes": args.max_minutes,
         "models": models,
+        "epochs_run": epochs,
         "before": figures(before["held_out"]),
         "after": figures(scored["active"]["held_out"]),
         "held_out_paired": paired(scored["champion"]["held_out"], scored["active"]["held_out"]),
         "held_out_per_category": per_category(scored["champion"]["held_out"], scored["active"]["held_out"]),
         "scores": {role: {name: figures(ev) for name, ev in sets.items()} for role, sets in scored.items()},
         "champion_train": {k: trained.get(k) for k in ("test_accuracy", "train_accuracy", "train_seconds",
-                                                                 "temperature")} | {"wall_seconds": round(train_seconds, 1)},
+                                                       "temperature")} | {"wall_seconds": round(train_seconds, 1)},
         "retrain": {k: retrained.get(k) for k in ("promoted", "reason", "gate", "gates", "test_accuracy",
                                                   "champion_test_accuracy", "mcnemar_p", "train_clips",
                                                   "train_sources", "per_class_recall")},
@@ -307,12 +328,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--test-scenario", default="world-b", help="the world split into growth and held-out")
     parser.add_argument("--seed", type=int, default=0, help="the split's order and train.seed of both models")
     parser.add_argument("--cycles", type=int, default=4, help="`run --once` cycles on the growth channels")
-    parser.add_argument("--epochs", type=int, help="champion and challenger epochs (default: train.epochs)")
-    parser.add_argument("--max-minutes", type=float, help="train.max_minutes of both (default: the config's)")
+    parser.add_argument("--pause", type=float, default=0.0, metavar="SECONDS",
+                        help="wait between cycles, for new live footage (the daemon's are monitor.interval_seconds "
+                             "apart); default 0")
+    parser.add_argument("--epochs", type=int, help="the champion's epochs (default: train.epochs); the challenger "
+                                                   "trains as many as the champion did")
+    parser.add_argument("--max-minutes", type=float, help="the champion's train.max_minutes (default: the config's)")
     parser.add_argument("--json", type=Path, help="write every figure here")
     args = parser.parse_args(argv)
     if args.cycles < 1:
         parser.error("--cycles must be at least 1")
+    if args.pause < 0:
+        parser.error("--pause cannot be negative")
     command = "python bench/learning_loop.py " + shlex.join(sys.argv[1:] if argv is None else list(argv))
     result = run_loop(args, command)
     print(table(result))
