@@ -175,11 +175,11 @@ def _check_right(world: World, observation: dict) -> bool:
     return observation["predicted_game_id"] == shown
 
 
-def run_seed(seed: int, a: World, b: World, a_data: Path, b_clips: tuple[list[Clip], list[Clip]],
-             epochs: int | None, max_minutes: float | None, train_options: dict | None = None) -> dict:
-    """Train on A with one seed, score B's clips, run two cycles on B's live channels."""
-    train_cfg = a.config(f"train-s{seed}.toml", database="a.db", data_dir=a_data,
-                         train={"seed": seed, **(train_options or {})})
+def train_on(world: World, data_dir: Path, seed: int, epochs: int | None, max_minutes: float | None,
+             train_options: dict | None = None) -> tuple[dict, float]:
+    """Run `train --json` on a world's dataset with one seed; return its JSON and the wall seconds."""
+    train_cfg = world.config(f"train-s{seed}.toml", database="a.db", data_dir=data_dir,
+                             train={"seed": seed, **(train_options or {})})
     argv = ["train", "--json", "--config", str(train_cfg)]
     if max_minutes:
         argv[1:1] = ["--max-minutes", str(max_minutes)]
@@ -187,7 +187,13 @@ def run_seed(seed: int, a: World, b: World, a_data: Path, b_clips: tuple[list[Cl
         argv[1:1] = ["--epochs", str(epochs)]
     started = time.monotonic()
     trained = json.loads(cli(argv))
-    train_seconds = time.monotonic() - started
+    return trained, time.monotonic() - started
+
+
+def run_seed(seed: int, a: World, b: World, a_data: Path, b_clips: tuple[list[Clip], list[Clip]],
+             epochs: int | None, max_minutes: float | None, train_options: dict | None = None) -> dict:
+    """Train on A with one seed, score B's clips, run two cycles on B's live channels."""
+    trained, train_seconds = train_on(a, a_data, seed, epochs, max_minutes, train_options)
     classifier = ModelRegistry(a_data).load(trained["model_id"])
     known, _unknown = b_clips
     held_out = evaluate_model(classifier, known)
