@@ -9,17 +9,14 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
+from standin_runtime import constant_model_runtime
 
 from monitor.check import check_stream
-from monitor.config import load_config
-from monitor.cycle import Runtime
 from monitor.frames import resize_frame
 from monitor.helix import Stream
 from monitor.retain import Retainer, read_clips
 from monitor.sim import small_scenario
-from monitor.store import Store
 from monitor.verdict import Verdict
 from trainer.dataset import DatasetStore, load_dataset
 
@@ -32,29 +29,7 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 @pytest.fixture
 def runtime(small_standin, tmp_path):
     """A Runtime whose active model, a real SqueezeNet, says League of Legends whatever it sees."""
-    from monitor.classify import build_model
-    from monitor.model_registry import ModelRegistry
-    from trainer.registry import save_model
-
-    torch.set_num_threads(1)
-    classes = [c.id for c in small_scenario().categories]
-    cfg = load_config(environ={}, overrides={
-        "twitch": small_standin.twitch_config(),
-        "categories": {"watch": classes, "chatting": CHATTING},
-        "monitor": {"capture_seconds": 6, "segments": 3, "frames_per_segment": 2, "capture_timeout_seconds": 30.0},
-        "storage": {"database_url": f"sqlite:///{tmp_path / 'tw.db'}", "data_dir": str(tmp_path / "data")},
-        "model": {"pretrained": "none"},
-    })
-    Store(cfg.storage.database_url).upgrade()
-    model = build_model("squeezenet1_1", len(classes), "none")
-    head = model.classifier[1]  # the 1x1 conv: zero weights, so the logits are its bias
-    with torch.no_grad():
-        head.weight.zero_()
-        head.bias.copy_(torch.tensor([8.0 if c == LOL else 0.0 for c in classes]))
-    model_id = save_model(cfg.data_path, model, {"classes": classes, "arch": "squeezenet1_1",
-                                                 "segments": 3, "frames_per_segment": 2})
-    ModelRegistry(cfg.data_path).activate(model_id)
-    rt = Runtime(cfg)
+    rt = constant_model_runtime(small_standin, tmp_path, {LOL: 8.0})
     yield rt
     rt.close()
 

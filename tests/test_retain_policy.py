@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
+from standin_runtime import constant_model_runtime
 
 from monitor.check import check_stream
 from monitor.config import load_config
@@ -19,7 +19,6 @@ from monitor.helix import Stream
 from monitor.retain import Retainer, frame_hash, read_clips
 from monitor.sim import small_scenario
 from monitor.sim.encode import SegmentStore
-from monitor.store import Store
 from monitor.verdict import Verdict
 from trainer.dataset import DatasetStore, load_dataset
 
@@ -62,29 +61,7 @@ def _live_clips(data_dir) -> list:
 
 def _runtime(standin, tmp_path, logits: dict[str, float]) -> Runtime:
     """A Runtime whose active model, a real SqueezeNet, gives these logits whatever it sees."""
-    from monitor.classify import build_model
-    from monitor.model_registry import ModelRegistry
-    from trainer.registry import save_model
-
-    torch.set_num_threads(1)
-    classes = [c.id for c in small_scenario().categories]
-    cfg = load_config(environ={}, overrides={
-        "twitch": standin.twitch_config(),
-        "categories": {"watch": classes, "chatting": CHATTING},
-        "monitor": {"capture_seconds": 6, "segments": 3, "frames_per_segment": 2, "capture_timeout_seconds": 30.0},
-        "storage": {"database_url": f"sqlite:///{tmp_path / 'tw.db'}", "data_dir": str(tmp_path / "data")},
-        "model": {"pretrained": "none"},
-    })
-    Store(cfg.storage.database_url).upgrade()
-    model = build_model("squeezenet1_1", len(classes), "none")
-    head = model.classifier[1]  # the 1x1 conv: zero weights, so the logits are its bias
-    with torch.no_grad():
-        head.weight.zero_()
-        head.bias.copy_(torch.tensor([logits.get(c, 0.0) for c in classes]))
-    model_id = save_model(cfg.data_path, model, {"classes": classes, "arch": "squeezenet1_1",
-                                                 "segments": 3, "frames_per_segment": 2})
-    ModelRegistry(cfg.data_path).activate(model_id)
-    return Runtime(cfg)
+    return constant_model_runtime(standin, tmp_path, logits)
 
 
 def _check(rt: Runtime, login: str):

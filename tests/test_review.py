@@ -11,6 +11,7 @@ from cli_helpers import run_cli
 from dbfixtures import database_url, postgres_schema_url, postgres_url  # noqa: F401
 from PIL import Image
 from review_helpers import CHATTING, FORTNITE, LOL, ReviewWorld
+from standin_runtime import constant_model_runtime
 
 from monitor.contact_sheet import COLUMNS, TILE
 from monitor.cycle import refresh_open_flags
@@ -237,33 +238,7 @@ def test_observations_are_untouched_by_a_review(world, cli):
 @pytest.fixture
 def lol_runtime(small_standin, tmp_path):
     """A Runtime on the stand-in whose model, a real SqueezeNet, says League of Legends whatever it sees."""
-    import torch
-
-    from monitor.classify import build_model
-    from monitor.config import load_config
-    from monitor.cycle import Runtime
-    from monitor.model_registry import ModelRegistry
-    from monitor.sim import small_scenario
-    from monitor.store import Store
-    from trainer.registry import save_model
-
-    classes = [c.id for c in small_scenario().categories]
-    cfg = load_config(environ={}, overrides={
-        "twitch": small_standin.twitch_config(),
-        "categories": {"watch": classes, "chatting": CHATTING},
-        "monitor": {"capture_seconds": 6, "segments": 3, "frames_per_segment": 2, "capture_timeout_seconds": 30.0},
-        "storage": {"database_url": f"sqlite:///{tmp_path / 'tw.db'}", "data_dir": str(tmp_path / "data")},
-        "model": {"pretrained": "none"},
-    })
-    Store(cfg.storage.database_url).upgrade()
-    model = build_model("squeezenet1_1", len(classes), "none")
-    with torch.no_grad():  # zero weights in the 1x1 head: the logits are its bias
-        model.classifier[1].weight.zero_()
-        model.classifier[1].bias.copy_(torch.tensor([8.0 if c == LOL else 0.0 for c in classes]))
-    model_id = save_model(cfg.data_path, model, {"classes": classes, "arch": "squeezenet1_1",
-                                                 "segments": 3, "frames_per_segment": 2})
-    ModelRegistry(cfg.data_path).activate(model_id)
-    rt = Runtime(cfg)
+    rt = constant_model_runtime(small_standin, tmp_path, {LOL: 8.0})
     yield rt
     rt.close()
 
