@@ -16,6 +16,7 @@ tests/test_soak.py runs the same for 15 s.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -147,14 +148,15 @@ def _soak(sim: StandIn, root: Path, seconds: float, database_url: str, settle_cy
                                 stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=str(root))
     try:
         _wait(lambda: _metric(port, "twitchwatch_cycles_total") >= 1, 120, proc, log_path)
-        start = _idle_figures(proc.pid)
+        figures = functools.partial(_process_figures, database_file=_sqlite_file(engine))
+        start = _idle_figures(figures, proc.pid)
         started = time.monotonic()
         undo: list[tuple[float, object]] = []
         rss_samples = [start["rss_mib"]]
         next_sample = started + 30
         while time.monotonic() - started < seconds:
             if time.monotonic() >= next_sample:
-                rss_samples.append(_process_figures(proc.pid)["rss_mib"])
+                rss_samples.append(figures(proc.pid)["rss_mib"])
                 next_sample += 30
             if proc.poll() is not None:
                 raise RuntimeError(f"the daemon exited ({proc.returncode}):\n{log_path.read_text()[-3000:]}")
@@ -178,7 +180,7 @@ def _soak(sim: StandIn, root: Path, seconds: float, database_url: str, settle_cy
             sim.set_offline(login.login, True)
         cycles_quiet = _metric(port, "twitchwatch_cycles_total")
         _wait(lambda: _metric(port, "twitchwatch_cycles_total") >= cycles_quiet + 2, 120, proc, log_path)
-        end = _idle_figures(proc.pid)
+        end = _idle_figures(figures, proc.pid)
         checks, observations = _settled_counts(port, engine)
         cycles = _metric(port, "twitchwatch_cycles_total")
         mints = _metric(port, "twitchwatch_helix_tokens_minted_total")
@@ -211,22 +213,40 @@ def _settled_counts(port: int, engine) -> tuple[float, int]:
     raise RuntimeError("checks never settled")
 
 
-def _idle_figures(pid: int, seconds: float = 3.0) -> dict:
+def _idle_figures(figures, pid: int, seconds: float = 3.0) -> dict:
     """Return the figures of the quietest moment in `seconds` (1.5 intervals): the fewest threads, so that a
     cycle's check threads running at one moment and not at another are not taken for growth."""
     samples = []
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        samples.append(_process_figures(pid))
+        samples.append(figures(pid))
         time.sleep(0.05)
     return min(samples, key=lambda f: (f["threads"], f["fds"]))
 
 
-def _process_figures(pid: int) -> dict:
+def _process_figures(pid: int, database_file: str | None = None) -> dict:
+    """Resident memory, threads and open descriptors of `pid`.
+
+    Descriptors on the SQLite file are counted apart, as the connections the engine's pool keeps open
+    (each holds the file and its -wal): a pool warming up to its size is not a leak, anything else is."""
     status = Path(f"/proc/{pid}/status").read_text()
     rss = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+    targets = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            targets.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:  # closed between the listing and the read
+            continue
+    database = [t for t in targets if database_file and t.startswith(database_file)]
     return {"rss_mib": round(rss / 1024, 1), "threads": len(os.listdir(f"/proc/{pid}/task")),
-            "fds": len(os.listdir(f"/proc/{pid}/fd"))}
+            "fds": len(targets), "database_connections": sum(t == database_file for t in database),
+            "other_fds": len(targets) - len(database)}
+
+
+def _sqlite_file(engine) -> str | None:
+    if engine.dialect.name != "sqlite" or not engine.url.database:
+        return None
+    return os.path.realpath(engine.url.database)
 
 
 def _metric(port: int, name: str) -> float:

@@ -23,5 +23,9 @@ def test_the_daemon_under_random_faults_keeps_checking_and_commits_every_check_o
     assert result["exit_code"] == 0  # SIGTERM at the end: a clean stop
     start, end = result["start"], result["end"]
     assert end["threads"] <= start["threads"]
-    assert end["fds"] <= start["fds"] + 3
+    # The pool keeps up to 5 idle SQLite connections (SQLAlchemy's QueuePool default); it may warm up to
+    # them during the faults. Every other descriptor (log, sockets, files) must be back where it started, give or take
+    # a keep-alive connection to Helix that a fault closed and the next request reopened.
+    assert end["database_connections"] <= 5
+    assert end["other_fds"] <= start["other_fds"] + 1
     assert end["rss_mib"] <= start["rss_mib"] * 1.25
