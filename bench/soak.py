@@ -10,7 +10,7 @@ new checks: the counts stop moving), and the figures are read: cycles
 and checks from the daemon's /metrics, observations from the database, and the
 daemon's resident memory, threads and open file descriptors from /proc, as
 seen after its first cycle and at the end. Prints one JSON object.
-tests/test_soak.py runs the same for 15 s.
+tests/test_soak.py runs the same for 4 s.
 """
 
 from __future__ import annotations
