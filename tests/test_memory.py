@@ -25,7 +25,10 @@ release_memory()
 print((before - rss_bytes()) // 2**20)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
-    assert int(out.stdout) > 100  # of the 200 MB freed in holes, most goes back
+    # Of the 200 MB freed in holes, a collect alone hands back nothing (measured: 0 MB) and a
+    # trim 90-150 MB, varying with how the threads' blocks interleave (CI once saw 91): a
+    # quarter is the line between "trim works" and "it does not".
+    assert int(out.stdout) > 50
 
 
 def test_rss_is_measured():
