@@ -14,6 +14,8 @@ PostgreSQL: psycopg 3, pool_pre_ping so a restarted server costs no error.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +89,7 @@ def _sqlite_engine(url: URL, busy_timeout_ms: int, foreign_keys: bool) -> Engine
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(cursor, busy_timeout_ms / 1000)
             cursor.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
         finally:
             cursor.close()
@@ -100,3 +102,21 @@ def _sqlite_engine(url: URL, busy_timeout_ms: int, foreign_keys: bool) -> Engine
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def _enable_wal(cursor: sqlite3.Cursor, timeout_seconds: float) -> None:
+    """Switch the database to WAL, retrying while another connection holds the lock the switch needs.
+
+    SQLite does not call the busy handler for this switch: two processes opening a new
+    database at once (two workers' `db upgrade`) would see one fail at once with "database
+    is locked". The mode is persistent, so the loser's retry finds it done.
+    """
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
