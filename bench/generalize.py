@@ -46,6 +46,7 @@ from cli_helpers import write_config  # noqa: E402
 from monitor.cli import main as twitchwatch  # noqa: E402
 from monitor.model_registry import ModelRegistry  # noqa: E402
 from monitor.sim import Scenario, StandIn, load_scenario  # noqa: E402
+from monitor.sim.worlds import other_game_categories  # noqa: E402
 from monitor.store import Store  # noqa: E402
 from trainer.clip import Clip  # noqa: E402
 from trainer.dataset import load_dataset  # noqa: E402
@@ -77,6 +78,12 @@ class World:
     root: Path
 
     @property
+    def watched(self) -> list[str]:
+        """The categories a user of this world watches: all it lists but the unwatched other games."""
+        others = {c.id for c in other_game_categories(self.scenario.world)}
+        return [c.id for c in self.scenario.categories if c.id not in others]
+
+    @property
     def chatting(self) -> str:
         return next(c.id for c in self.scenario.categories if c.kind == "chatting")
 
@@ -86,7 +93,7 @@ class World:
                            for c in self.scenario.categories)
         base = {
             "twitch": self.sim.twitch_config(),
-            "categories": {"watch": [c.id for c in self.scenario.categories], "chatting": self.chatting},
+            "categories": {"watch": self.watched, "chatting": self.chatting},
             "storage": {"database_url": f"sqlite:///{self.root / database}", "data_dir": str(data_dir)},
             "model": {"pretrained": "none"},
             "dataset": {"streamers_per_category": per_category, "clips_per_channel": 2},

@@ -211,6 +211,12 @@ class DatasetConfig(Section):
     test_fraction: float = Field(0.25, gt=0, lt=1, description=(
         "Share of each category's channels frozen into the test set at the first build (by channel, never by clip)."))
     seed: int = Field(20200220, description="Seed of the train/test split.")
+    other_games: int = Field(4, ge=0, le=100, description=(
+        "How many of Twitch's most watched game categories outside categories.watch to take clips of "
+        "(streamers_per_category channels each), as examples of games the model does not know: they train "
+        "as \"gameplay\", never as a class, so a game outside the watched set is called gameplay rather "
+        "than a known game. Categories without an IGDB id (Just Chatting, Music, Art) are no games and are "
+        "passed over. 0 turns it off."))
 
 
 class TrainConfig(Section):

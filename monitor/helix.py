@@ -410,6 +410,11 @@ class HelixClient:
             names.update(dict(_parsed(_data(body, "games"), _game, "games")))
         return names
 
+    def top_games(self, limit: int) -> list[Game]:
+        """Return Twitch's `limit` most watched categories now, most viewers first (Get Top Games)."""
+        items = self.paginate("games/top", {}, limit, parse=Game.from_json)
+        return [Game.from_json(item) for item in items]
+
     def clips(
         self, broadcaster_id: str, limit: int, started_at: str | None = None, ended_at: str | None = None
     ) -> list[dict]:
@@ -449,6 +454,24 @@ def _user(item: Any) -> dict:
         raise ValueError("login is not a Twitch login")
     _text(item, "display_name", "")
     return dict(item)
+
+
+@dataclass(frozen=True)
+class Game:
+    """A category as Get Games and Get Top Games give it."""
+
+    id: str
+    name: str
+    igdb_id: str  # empty for a category that is no game (Just Chatting, Music, Art)
+
+    @property
+    def is_game(self) -> bool:
+        return bool(self.igdb_id)
+
+    @classmethod
+    def from_json(cls, item: Any) -> Game:
+        game_id, name = _game(item)
+        return cls(game_id, name, _text(item, "igdb_id", ""))
 
 
 def _game(item: Any) -> tuple[str, str]:

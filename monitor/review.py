@@ -13,8 +13,9 @@ category the stream declared:
     LABEL                      the screen shows          verdict     frames go to training labelled
     a watched category != the declared one            confirmed   that category
     the declared category / ok  what it declares       rejected    the declared category
-    gameplay                   a game outside the watched set  confirmed   "gameplay" (kept, but no
-                                                                         class: training skips it)
+    gameplay                   a game outside the watched set  confirmed   "gameplay" (no class: it
+                                                                         trains as "none of the known
+                                                                         games", trainer.train)
 
 A confirmed flag stays open (the stream still misleads; the flag rules close
 it when the stream agrees, leaves or ends); a rejected one closes with reason

@@ -73,6 +73,15 @@ def test_streams_are_ordered_by_viewers(small_standin):
     assert all(s.game_id == "509658" for s in streams)
 
 
+def test_top_games_come_most_watched_first_and_tell_games_from_other_categories(small_standin):
+    games = client(small_standin).top_games(10)
+    assert {g.id for g in games} == {"21779", "509658", "33214"}
+    assert {g.id: g.is_game for g in games} == {"21779": True, "509658": False, "33214": True}  # no IGDB id
+    viewers = {g.id: sum(c.viewer_count for c in small_standin.scenario.channels if c.declared_game_id == g.id)
+               for g in games}
+    assert [viewers[g.id] for g in games] == sorted(viewers.values(), reverse=True)
+
+
 def test_wrong_secret_is_a_clear_auth_error(small_standin):
     cfg = dict(small_standin.twitch_config(), client_secret="wrong-secret-value")
     with pytest.raises(AuthError) as err:

@@ -21,16 +21,19 @@ CLASSES = ("21779", "509658", "33214")
 
 
 def toy_frame(kind: int, rs: np.random.Generator) -> np.ndarray:
-    """Return a noisy frame of one of three clearly different scenes (0, 1 or 2)."""
+    """Return a noisy frame of one of four clearly different scenes (0, 1, 2; 3 for a game of no class)."""
     h, w = 72, 128
     img = rs.integers(0, 40, (h, w, 3), dtype=np.uint8)
     if kind == 0:
         img[..., 0] += 180  # red
     elif kind == 1:
         img[:, ::16, 1] = img[:, 1::16, 1] = 230  # green stripes
-    else:
+    elif kind == 2:
         yy, xx = np.mgrid[:h, :w]
         img[(yy // 12 + xx // 12) % 2 == 1] = (40, 40, 220)  # blue checkerboard
+    else:
+        yy, xx = np.mgrid[:h, :w]
+        img[((yy + xx) // 10) % 2 == 1] = (230, 220, 30)  # yellow diagonal bands: a fourth scene
     return img
 
 

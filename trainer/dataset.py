@@ -20,6 +20,13 @@ first's unfinished clips as leftovers of a crash while it writes them. Each clip
 sampler's test mode with one frame per segment); training draws its K x n
 frames from them with the same sampler in train mode.
 
+Games nobody watches: after the watched categories, the build takes clips of
+the `dataset.other_games` most watched game categories outside
+categories.watch (Get Top Games; a category without an IGDB id, such as Just
+Chatting or Music, is no game). Their clips.jsonl lines say `other_game`;
+they load as GAMEPLAY clips ("some game, none of the classes"), always in
+train, and teach the model not to name a known game for an unknown one.
+
 The split is by channel (no channel's frames on both sides), stratified by
 category and fixed by `dataset.seed`; channels that appear in later builds
 go to train, so the test clips stay the same and models stay comparable.
@@ -58,9 +65,10 @@ from monitor.capture import capture_stream
 from monitor.config import Config
 from monitor.errors import CaptureError, DatasetError, DecodeError, HelixError
 from monitor.frames import decode_sampled, resize_frame
-from monitor.helix import CLIP_ID_RE, HelixClient, Stream
+from monitor.helix import CLIP_ID_RE, Game, HelixClient, Stream
 from monitor.jsonl import append_jsonl, read_jsonl
 from monitor.retain import load_frames, read_clips
+from monitor.verdict import GAMEPLAY
 from trainer.clip import Clip
 
 log = logging.getLogger(__name__)
@@ -108,8 +116,9 @@ class Dataset:
     classes: list[str]
     test_hash: str
     dataset_hash: str
-    # Train clips by where they come from: "clip" (the built dataset), "live" (agreeing checks),
-    # "reviewed" (checks a human labelled, `twitchwatch review`).
+    # Train clips by where they come from: "clip" (the built dataset), "other_game" (clips of
+    # unwatched games, labelled GAMEPLAY), "live" (agreeing checks), "reviewed" (checks a human
+    # labelled, `twitchwatch review`; "gameplay" ones train as GAMEPLAY too).
     train_sources: dict[str, int] = field(default_factory=dict)
 
 
@@ -219,6 +228,10 @@ def _build(cfg: Config, helix: HelixClient, store: DatasetStore, say: Callable[[
             say(f"[{category}] unknown category: skipped")
             continue
         _build_category(cfg, helix, store, records, cat, say)
+    for other in _other_games(cfg, helix, say):
+        cat = CategoryReport(other.id, other.name, note="other game: trains as gameplay")
+        report.categories.append(cat)
+        _build_category(cfg, helix, store, records, cat, say, other_game=True)
     split = _update_split(cfg, store)
     report.train_clips = sum(1 for r in store.clip_records().values()
                              if r["status"] == "ok" and split["channels"].get(r["channel_id"]) == "train")
@@ -228,8 +241,23 @@ def _build(cfg: Config, helix: HelixClient, store: DatasetStore, say: Callable[[
     return report
 
 
+def _other_games(cfg: Config, helix: HelixClient, say: Callable[[str], None]) -> list[Game]:
+    """Return the `dataset.other_games` most watched game categories that nobody watches here."""
+    wanted = cfg.dataset.other_games
+    if not wanted:
+        return []
+    skip = set(cfg.categories.watch) | {cfg.categories.chatting}
+    try:
+        # Non-games and watched ones come off the top, so ask for a margin of them.
+        top = helix.top_games(wanted + len(skip) + 20)
+    except HelixError as exc:
+        say(f"[other games] top categories listing failed: {exc}")
+        return []
+    return [g for g in top if g.is_game and g.id not in skip][:wanted]
+
+
 def _build_category(cfg: Config, helix: HelixClient, store: DatasetStore, records: dict[str, dict],
-                    cat: CategoryReport, say: Callable[[str], None]) -> None:
+                    cat: CategoryReport, say: Callable[[str], None], *, other_game: bool = False) -> None:
     ds = cfg.dataset
     try:
         streams = helix.top_streams(cat.category, ds.streamers_per_category)
@@ -254,7 +282,7 @@ def _build_category(cfg: Config, helix: HelixClient, store: DatasetStore, record
                 cat.clips_kept += 1
                 cat.frames += previous["frames"]
                 continue
-            record = _fetch_clip(cfg, store, stream, clip, cat.category)
+            record = _fetch_clip(cfg, store, stream, clip, cat.category, other_game=other_game)
             records[clip["id"]] = record
             if record["status"] == "ok":
                 cat.clips_new += 1
@@ -278,12 +306,15 @@ def _top_clips(helix: HelixClient, stream: Stream, category: str, wanted: int, w
     return in_category[:wanted]
 
 
-def _fetch_clip(cfg: Config, store: DatasetStore, stream: Stream, clip: dict, category: str) -> dict:
+def _fetch_clip(cfg: Config, store: DatasetStore, stream: Stream, clip: dict, category: str, *,
+                other_game: bool = False) -> dict:
     record = {
         "clip_id": str(clip["id"]), "channel_id": stream.user_id, "channel_login": stream.user_login,
         "category": category, "url": clip.get("url"), "created_at": clip.get("created_at"),
         "fetched_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    if other_game:
+        record["other_game"] = True
     try:
         cap = capture_stream(clip["url"], seconds=CLIP_CAPTURE_SECONDS, timeout=cfg.monitor.capture_timeout_seconds)
         sampled = decode_sampled(cap.data, FRAMES_PER_CLIP, 1, "test")
@@ -303,8 +334,12 @@ def _fetch_clip(cfg: Config, store: DatasetStore, stream: Stream, clip: dict, ca
 
 
 def _update_split(cfg: Config, store: DatasetStore) -> dict:
-    """Assign channels to train/test; freeze the test part the first time."""
+    """Assign channels to train/test; freeze the test part the first time.
+
+    Other games' channels always train: they have no class for the test set to score."""
     ok = [r for r in store.clip_records().values() if r["status"] == "ok"]
+    others = [r for r in ok if r.get("other_game")]
+    ok = [r for r in ok if not r.get("other_game")]
     split = store.split()
     if not split:
         split = {"seed": cfg.dataset.seed, "test_fraction": cfg.dataset.test_fraction,
@@ -320,6 +355,8 @@ def _update_split(cfg: Config, store: DatasetStore) -> dict:
         for r in ok:
             # New channels never enter the frozen test set.
             split["channels"].setdefault(r["channel_id"], "train")
+    for r in others:
+        split["channels"].setdefault(r["channel_id"], "train")
     store.write_split(split)
     return split
 
@@ -368,24 +405,36 @@ def load_dataset(data_dir: str | Path, classes: list[str] | None = None, *, incl
     for row in store.manifest():
         frames_by_clip[row["clip_id"]].append(row)
     records = [r for r in store.clip_records().values() if r["status"] == "ok" and r["clip_id"] in frames_by_clip]
-    found = sorted({r["category"] for r in records})
+    found = sorted({r["category"] for r in records if not r.get("other_game")})
     classes = classes or found
     if len(found) < 2:
         raise DatasetError(f"the dataset in {store.root} has {len(found)} class(es) ({', '.join(found) or 'none'}): "
                            "a classifier needs at least two categories with clips")
     train: list[Clip] = []
     test: list[Clip] = []
+    test_clips = set(split["test_clips"])
+    test_channels = {ch for ch, side in split["channels"].items() if side == "test"}
+    other_games = 0
     for r in sorted(records, key=lambda r: r["clip_id"]):
-        if r["category"] not in classes:
+        if r.get("other_game"):
+            if r["channel_id"] in test_channels:
+                continue  # no channel has frames on both sides
+            label = GAMEPLAY
+            other_games += 1
+        elif r["category"] in classes:
+            label = r["category"]
+        else:
             continue
         rows = sorted(frames_by_clip[r["clip_id"]], key=lambda row: row["position"])
         if frames_for is not None and r["clip_id"] not in frames_for:
             rows = []
         frames = [np.asarray(Image.open(store.root / row["file"]).convert("RGB")) for row in rows]
-        clip = Clip(clip_id=r["clip_id"], label=r["category"], channel=r["channel_id"], frames=frames)
-        (test if r["clip_id"] in set(split["test_clips"]) else train).append(clip)
+        clip = Clip(clip_id=r["clip_id"], label=label, channel=r["channel_id"], frames=frames)
+        (test if r["clip_id"] in test_clips else train).append(clip)
     digest = hashlib.sha256(store.manifest_file.read_bytes())
-    sources: Counter = Counter({"clip": len(train)})
+    sources: Counter = Counter({"clip": len(train) - other_games})
+    if other_games:
+        sources["other_game"] = other_games
     if include_live:
         for record in _live_clips(data_dir, split, classes, train):
             digest.update(json.dumps(record, sort_keys=True).encode() + b"\n")
@@ -412,7 +461,7 @@ def _live_clips(data_dir: str | Path, split: dict, classes: list[str], train: li
         if record["channel_id"] in test_channels:
             skipped["test channel"] += 1
             continue
-        if record["category"] not in classes:
+        if record["category"] not in classes and record["category"] != GAMEPLAY:
             skipped["category not a class"] += 1
             continue
         try:

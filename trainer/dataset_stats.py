@@ -13,7 +13,9 @@ counted under that name. `bytes` is what the frames weigh on disk: the PNG
 files of the dataset's clips, the `bytes` of each live line. `test_clips`
 are the dataset clips frozen in the test set (part of `clips`); live
 clips of test-set channels, which training skips, are counted apart in
-`excluded_live_clips`.
+`excluded_live_clips`. Categories nobody watches whose clips `dataset build`
+took as examples of other games (dataset.other_games) say `other_game`: they
+train as "gameplay", never as a class.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class CategoryStats:
     test_clips: int = 0
     excluded_live_clips: int = 0
     sources: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SOURCES, 0))
+    other_game: bool = False  # an unwatched game (dataset.other_games): its clips train as "gameplay"
 
     def add(self, source: str, frames: int, size: int) -> None:
         self.clips += 1
@@ -50,7 +53,7 @@ class CategoryStats:
     def to_json(self) -> dict:
         return {"category": self.category, "name": self.name, "clips": self.clips, "frames": self.frames,
                 "bytes": self.bytes, "sources": dict(self.sources), "test_clips": self.test_clips,
-                "excluded_live_clips": self.excluded_live_clips}
+                "excluded_live_clips": self.excluded_live_clips, "other_game": self.other_game}
 
 
 @dataclass
@@ -71,7 +74,7 @@ class DatasetStats:
 
     def to_json(self) -> dict:
         total = self.total().to_json()
-        del total["category"], total["name"]
+        del total["category"], total["name"], total["other_game"]
         return {"categories": [c.to_json() for c in self.categories], "total": total}
 
     def table(self) -> str:
@@ -83,6 +86,7 @@ class DatasetStats:
         rows = [head]
         for c in [*self.categories, self.total()]:
             label = c.category if c.name is None else f"{c.category} {c.name}"
+            label = f"{label[:17]} (gameplay)" if c.other_game else label
             sources = "/".join(str(c.sources.get(s, 0)) for s in SOURCES)
             rows.append(f"{label[:28]:<28} {c.clips:>6} {c.frames:>7} {c.bytes / 1e6:>8.1f}  {sources:<19} "
                         f"{c.test_clips:>5} {c.excluded_live_clips:>8}")
@@ -108,6 +112,7 @@ def dataset_stats(data_dir: str | Path) -> DatasetStats:
         if record.get("status") != "ok" or record["clip_id"] not in files:
             continue
         stats = of(record["category"])
+        stats.other_game = stats.other_game or bool(record.get("other_game"))
         stats.add("clips", len(files[record["clip_id"]]), sum(_size(store.root / f) for f in files[record["clip_id"]]))
         stats.test_clips += record["clip_id"] in test_clips
     for record in read_clips(data_dir, "live"):

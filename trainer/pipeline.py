@@ -23,6 +23,7 @@ from pathlib import Path
 
 from monitor.config import Config
 from monitor.model_registry import ModelRegistry
+from monitor.verdict import GAMEPLAY
 from trainer import distributed
 from trainer.clip import Clip
 from trainer.dataset import Dataset, load_dataset
@@ -57,13 +58,18 @@ class TrainedModel:
 
 
 def split_validation(clips: list[Clip], fraction: float, seed: int) -> tuple[list[Clip], list[Clip]]:
-    """Hold out whole channels per class for validation (at least one where a class has 3+)."""
+    """Hold out whole channels per class for validation (at least one where a class has 3+).
+
+    GAMEPLAY clips (games that are no class) all train: validation scores classes."""
     by_class: dict[str, dict[str, list[Clip]]] = defaultdict(lambda: defaultdict(list))
-    for clip in clips:
-        by_class[clip.label][clip.channel].append(clip)
-    rng = random.Random(seed)
     train: list[Clip] = []
     val: list[Clip] = []
+    for clip in clips:
+        if clip.label == GAMEPLAY:
+            train.append(clip)
+        else:
+            by_class[clip.label][clip.channel].append(clip)
+    rng = random.Random(seed)
     for label in sorted(by_class):
         channels = sorted(by_class[label])
         rng.shuffle(channels)

@@ -69,6 +69,7 @@ from monitor.classify import Classifier, build_model
 from monitor.config import Config
 from monitor.errors import DatasetError, ModelError
 from monitor.frames import INPUT_SIZE, preprocess, preprocessing, sample_indices
+from monitor.verdict import GAMEPLAY
 from trainer import distributed
 from trainer.augment import ERASE_PROBABILITY, augment
 from trainer.clip import Clip
@@ -231,7 +232,7 @@ def train_classifier(
     the loss freezes at ln C), training restarts from scratch with a third
     of the learning rate, at most MAX_RESTARTS times, then raises ModelError.
     """
-    _check_clips(train, classes, "training", allow_empty=False)
+    _check_clips(train, [*classes, GAMEPLAY], "training", allow_empty=False)
     _check_clips(val, classes, "validation", allow_empty=True)
     started = time.monotonic()
     composer = StreamComposer(train, spec.chatting, probability=spec.layout_probability)
@@ -272,7 +273,8 @@ def train_classifier(
     result = TrainResult(
         model=model, classes=list(classes), spec=spec, history=history, train_seconds=train_seconds,
         temperature=temperature, metrics={}, best_epoch=best_epoch,
-        config=_training_record(spec, final_learning_rate=rate, restarts=attempt), thresholds=thresholds,
+        config=_training_record(spec, final_learning_rate=rate, restarts=attempt,
+                                gameplay_clips=sum(c.label == GAMEPLAY for c in train)), thresholds=thresholds,
     )
     result.metrics = _final_metrics(result, train, val, calibration)
     log(
@@ -283,7 +285,7 @@ def train_classifier(
     return result
 
 
-def _training_record(spec: TrainingSpec, *, final_learning_rate: float, restarts: int) -> dict:
+def _training_record(spec: TrainingSpec, *, final_learning_rate: float, restarts: int, gameplay_clips: int) -> dict:
     """Return what the model card keeps under "training": the settings as run."""
     return {
         "pretrained": spec.pretrained, "epochs": spec.epochs, "batch_size": spec.batch_size,
@@ -291,6 +293,8 @@ def _training_record(spec: TrainingSpec, *, final_learning_rate: float, restarts
         "seed": spec.seed, "train_frames_per_segment": spec.train_frames_per_segment,
         "clips_per_epoch": spec.clips_per_epoch or "one pass",
         "clips_per_step": spec.clips_per_step, "loss": "tsn-consensus-ce", "sampling": "class-balanced",
+        # Clips of games that are no class, trained towards "some game, none of the known ones".
+        "gameplay_clips": gameplay_clips,
         "precision": resolve_precision(spec.precision),
         "augment": f"stream layouts p={spec.layout_probability}, shallow-crop, downscale, colour, jpeg, "
                    f"erase p={spec.erase_probability}; no flip",
@@ -308,6 +312,24 @@ class _Run:
     steps: int
     log: Callable[[str], None]
     deadline: float | None
+
+    def targets(self, labels: Sequence[str]) -> torch.Tensor:
+        """Return the clips' target distributions: one-hot for a class; for GAMEPLAY, even over the games.
+
+        A GAMEPLAY clip shows a game that is no class (dataset.other_games, or a human's "gameplay"
+        label). Its target says "a game, and none of these more than another": chatting gets 0, so
+        1 - p(chatting) stays the gameplay probability, and no game's share reaches min_confidence,
+        so the verdict says "gameplay" instead of naming a known game (outlier exposure, Hendrycks
+        et al. 2019). Without a chatting class every class is a game.
+        """
+        out = torch.zeros(len(labels), len(self.classes))
+        games = [i for i, c in enumerate(self.classes) if c != self.spec.chatting]
+        for row, label in enumerate(labels):
+            if label == GAMEPLAY:
+                out[row, games] = 1.0 / len(games)
+            else:
+                out[row, self.label_of[label]] = 1.0
+        return out
 
     def scorer(self, model: nn.Module) -> Classifier:
         """Wrap the model being trained as inference scores it (test-mode K x n, temperature 1)."""
@@ -479,7 +501,7 @@ def _train_epoch(
     order = balanced_order(clips, rng, run.spec.clips_per_epoch or len(clips))
     layouts = layout_share(run.spec.layout_probability, epoch)
     per_clip = run.spec.segments * run.spec.train_frames_per_segment
-    loss_sum = correct = seen = 0.0
+    loss_sum = correct = seen = seen_known = 0.0
     interrupted = False
     for step in range(run.steps):
         batch = order[step * run.spec.clips_per_step : (step + 1) * run.spec.clips_per_step]
@@ -491,11 +513,12 @@ def _train_epoch(
                                                         run.spec.train_frames_per_segment, "train", rng)],
                 clip.label, rng, probability=layouts)
         ]
-        targets = torch.tensor([run.label_of[clip.label] for clip in batch])
+        targets = run.targets([clip.label for clip in batch])
         with autocast(run.spec.precision):
             frame_logits = model(preprocess(frames, run.spec.input_size)).float()
         logits = frame_logits.view(len(batch), per_clip, -1).mean(dim=1)  # segmental consensus
         loss = F.cross_entropy(logits, targets)
+        known = torch.tensor([clip.label != GAMEPLAY for clip in batch])  # GAMEPLAY has no class to get right
         if distributed.any_rank(not torch.isfinite(loss)):
             raise ModelError(
                 f"training diverged at epoch {epoch} step {step + 1} (loss {float(loss)}): lower train.learning_rate"
@@ -507,17 +530,18 @@ def _train_epoch(
         optimizer.step()
         schedule.step()
         loss_sum += float(loss.detach()) * len(batch)
-        correct += float((logits.argmax(dim=1) == targets).sum())
+        correct += float((logits.argmax(dim=1) == targets.argmax(dim=1))[known].sum())
         seen += len(batch)
+        seen_known += int(known.sum())
         if run.spec.log_every and (step + 1) % run.spec.log_every == 0:
             run.log(
                 f"epoch {epoch}/{run.spec.epochs} step {step + 1}/{run.steps} loss {loss_sum / seen:.4f} "
-                f"acc {correct / seen:.3f} lr {schedule.get_last_lr()[0]:.2e}"
+                f"acc {correct / max(1, seen_known):.3f} lr {schedule.get_last_lr()[0]:.2e}"
             )
         if run.deadline is not None and distributed.any_rank(time.monotonic() > run.deadline):
             interrupted = True
             break
-    return {"loss": loss_sum / seen, "train_accuracy": correct / seen, "interrupted": interrupted}
+    return {"loss": loss_sum / seen, "train_accuracy": correct / max(1, seen_known), "interrupted": interrupted}
 
 
 def bf16_native() -> bool:
@@ -664,7 +688,7 @@ def relaid(clip: Clip, composer: StreamComposer) -> Clip:
 
 def _final_metrics(result: TrainResult, train: list[Clip], val: list[Clip], calibration: dict) -> dict:
     clf = result.classifier()
-    on_train = distributed.gathered(evaluate_model(clf, train))
+    on_train = distributed.gathered(evaluate_model(clf, [c for c in train if c.label != GAMEPLAY]))
     metrics = {
         "train_accuracy": on_train.clip_accuracy,
         "train_frame_accuracy": on_train.frame_accuracy,

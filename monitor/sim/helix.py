@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-from monitor.sim.scenario import Channel
+from monitor.sim.scenario import Category, Channel
 from monitor.sim.world import ChannelState, Clip, World, iso
 
 Query = dict[str, list[str]]
@@ -62,14 +62,14 @@ class HelixApi:
             raise BadRequest("The request exceeds the maximum of 100 id and name query parameters")
         lowered = {n.lower() for n in names}
         games = [c for c in self.world.scenario.categories if c.id in ids or c.name.lower() in lowered]
-        return {"data": [self._game(c.id, c.name) for c in games]}
+        return {"data": [self._game(c) for c in games]}
 
     def top_games(self, query: Query) -> dict:
         viewers: dict[str, int] = {}
         for channel, state in self.world.live_channels():
             viewers[state.declared_game_id] = viewers.get(state.declared_game_id, 0) + channel.viewer_count
         categories = sorted(self.world.scenario.categories, key=lambda c: (-viewers.get(c.id, 0), c.id))
-        items = [self._game(c.id, c.name) for c in categories]
+        items = [self._game(c) for c in categories]
         return _paginate(items, query, "games/top", overlap=False)
 
     def streams(self, query: Query) -> dict:
@@ -121,9 +121,12 @@ class HelixApi:
         return {"data": data}
 
     # -- shapes -----------------------------------------------------------------------------------
-    def _game(self, game_id: str, name: str) -> dict:
-        return {"id": game_id, "name": name, "box_art_url": f"{self.base}/boxart/{game_id}-{{width}}x{{height}}.jpg",
-                "igdb_id": ""}
+    def _game(self, category: Category) -> dict:
+        # Twitch gives games their IGDB id and leaves it empty for categories that are no game
+        # (Just Chatting, Music, Art): the stand-in's ids are made up, the empty string is not.
+        igdb_id = str(int(category.id) % 99_991 + 1) if category.kind == "game" and category.id.isdigit() else ""
+        return {"id": category.id, "name": category.name,
+                "box_art_url": f"{self.base}/boxart/{category.id}-{{width}}x{{height}}.jpg", "igdb_id": igdb_id}
 
     def _game_name(self, game_id: str) -> str:
         category = self.world.scenario.category(game_id)

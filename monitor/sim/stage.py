@@ -40,8 +40,10 @@ SCREEN_LOOP = 60  # frames a TV in a Just Chatting room loops
 
 def poster_roms(scenario: Scenario) -> tuple[str, ...]:
     """Return the games a world's posters and screens may show: its categories' and its open-set ROMs."""
-    games = sorted(c.rom for c in scenario.categories if c.kind == "game" and c.rom)
-    return tuple(games) + world_open_set_roms(scenario.world)
+    open_set = world_open_set_roms(scenario.world)
+    # An open-set ROM listed as a category of its own (worlds.other_game_categories) is counted once.
+    games = sorted(c.rom for c in scenario.categories if c.kind == "game" and c.rom and c.rom not in open_set)
+    return tuple(games) + open_set
 
 
 class Tone:

@@ -43,6 +43,11 @@ OPEN_SET_ROMS = (
     "name_this_game", "yars_revenge",
 )
 WORLD_A, WORLD_B = "A", "B"
+# Categories of the training world that nobody watches: four of its open-set ROMs as games of their
+# own, as Twitch lists thousands besides the watched ones. `dataset build` takes their clips as
+# examples of games the model must not name (dataset.other_games); B's open-set ROMs are the other half.
+OTHER_GAMES_A = 4
+OTHER_GAME_BASE_ID = 910_000
 HONEST_A = 9  # honest channels per category in the training world
 HONEST_B = 3  # honest channels per game category in the held-out world
 # The held-out world's honest Just Chatting scenes: the hard cases come twice.
@@ -75,6 +80,14 @@ _TITLES = (
 def world_open_set_roms(world: str) -> tuple[str, ...]:
     """Return the open-set ROMs a world may show: alternate halves of OPEN_SET_ROMS (looks.world_half)."""
     return OPEN_SET_ROMS[looks.world_half(world)::2]
+
+
+def other_game_categories(world: str) -> tuple[Category, ...]:
+    """Return the unwatched game categories a world lists: its first OTHER_GAMES_A open-set ROMs."""
+    if world != WORLD_A:
+        return ()
+    return tuple(Category(str(OTHER_GAME_BASE_ID + i), rom.replace("_", " ").title(), "game", rom)
+                 for i, rom in enumerate(world_open_set_roms(world)[:OTHER_GAMES_A]))
 
 
 def generalization_worlds(seed: int = 0) -> tuple[Scenario, Scenario]:
@@ -158,7 +171,10 @@ def _pair(seed: int, held_out: str | None) -> tuple[Scenario, Scenario]:
     for offset, (declared, shows) in enumerate(mislabeled):
         shown = ROM_PREFIX + next(open_roms) if shows == "open" else shows
         b.append(build.channel(WORLD_B, declared, shown, 150 + 40 * offset, next(families)))
-    return _scenario(WORLD_A, kept, a), _scenario(WORLD_B, REPORT_CATEGORIES, b)
+    others = other_game_categories(WORLD_A)
+    # Drawn last, so that every other channel of both worlds keeps the login, seed and viewers it always had.
+    a += [ch for i, cat in enumerate(others) for ch in _honest(build, rng, WORLD_A, cat, 2, 2 * i, ())]
+    return _scenario(WORLD_A, kept + others, a), _scenario(WORLD_B, REPORT_CATEGORIES, b)
 
 
 def _honest(build: _Builder, rng: random.Random, world: str, category: Category, count: int, start: int,

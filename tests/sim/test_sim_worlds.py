@@ -16,6 +16,7 @@ from monitor.sim.worlds import (
     generalization_worlds,
     holdout_game_worlds,
     load_scenario,
+    other_game_categories,
     world_open_set_roms,
 )
 
@@ -34,14 +35,17 @@ def _kind(scenario: Scenario, channel) -> str:
 def test_both_worlds_have_the_reports_categories_under_their_own_names(pair):
     a, b = pair
     assert (a.world, b.world) == ("A", "B")
-    assert a.categories == b.categories == REPORT_CATEGORIES
+    assert a.categories == REPORT_CATEGORIES + other_game_categories("A")
+    assert b.categories == REPORT_CATEGORIES
 
 
 def test_world_a_is_nine_honest_channels_per_category_with_two_clips_each(pair):
     a, _ = pair
     assert not any(a.truth(c.login).mislabeled for c in a.channels)
-    assert Counter(c.declared_game_id for c in a.channels) == {c.id: 9 for c in REPORT_CATEGORIES}
-    assert sum(c.clips for c in a.channels) == 144
+    others = {c.id for c in other_game_categories("A")}
+    watched = [c for c in a.channels if c.declared_game_id not in others]
+    assert Counter(c.declared_game_id for c in watched) == {c.id: 9 for c in REPORT_CATEGORIES}
+    assert sum(c.clips for c in watched) == 144
     kinds = Counter(_kind(a, c) for c in a.channels)
     assert set(kinds) == set(looks.GAME_FAMILIES) | set(looks.CHATTING_KINDS)
 
@@ -130,3 +134,17 @@ def test_worlds_are_the_same_every_time_and_differ_by_seed():
     a, b = generalization_worlds()
     assert {c.seed for c in other_b.channels}.isdisjoint(c.seed for c in b.channels)
     assert {c.login for c in other_a.channels} != {c.login for c in a.channels}
+
+
+def test_the_training_world_lists_unwatched_games_of_its_own_open_set_half_and_b_none(pair):
+    a, b = pair
+    others = other_game_categories(a.world)
+    assert len(others) >= 3 and other_game_categories(b.world) == ()
+    assert {c.rom for c in others} <= set(world_open_set_roms(a.world))
+    assert all(a.category(c.id) == c for c in others) and not any(b.category(c.id) for c in others)
+    for category in others:
+        channels = [c for c in a.channels if c.declared_game_id == category.id]
+        assert len(channels) >= 2 and all(c.shows == category.id for c in channels)
+    # B's open-set channels show games A never lists, under any name.
+    b_roms = {c.shows[len(ROM_PREFIX):] for c in b.channels if c.shows.startswith(ROM_PREFIX)}
+    assert b_roms and not b_roms & {a.rom_for(c) for c in a.channels}

@@ -10,17 +10,20 @@ from monitor.config import load_config
 from monitor.errors import DatasetError
 from monitor.helix import HelixClient
 from monitor.sim import small_scenario
+from monitor.verdict import GAMEPLAY
 from trainer.dataset import DatasetStore, build_dataset, load_dataset
 
 LOL, CHAT, FORTNITE = "21779", "509658", "33214"
 
 
-def _config(sim, tmp_path, streamers: int = 2, clips: int = 1):
+def _config(sim, tmp_path, streamers: int = 2, clips: int = 1, watch: tuple[str, ...] = (LOL, CHAT, FORTNITE),
+            other_games: int = 4):
     return load_config(environ={}, overrides={
         "twitch": sim.twitch_config(),
-        "categories": {"watch": [LOL, CHAT, FORTNITE], "chatting": CHAT},
+        "categories": {"watch": list(watch), "chatting": CHAT},
         "storage": {"database_url": f"sqlite:///{tmp_path / 'tw.db'}", "data_dir": str(tmp_path / "data")},
-        "dataset": {"streamers_per_category": streamers, "clips_per_channel": clips, "test_fraction": 0.5},
+        "dataset": {"streamers_per_category": streamers, "clips_per_channel": clips, "test_fraction": 0.5,
+                    "other_games": other_games},
     })
 
 
@@ -155,3 +158,26 @@ def test_a_second_build_of_the_same_directory_is_refused_while_one_runs(standin,
         files_before | {(half / "000.png").relative_to(store.frames_dir)})
     _build(cfg)  # once it is done, the next build runs (and clears the leftover)
     assert not half.exists()
+
+
+def test_clips_of_an_unwatched_game_train_as_gameplay_and_never_enter_the_test_set(standin, tmp_path):
+    # Watching LoL and Just Chatting, Fortnite is a game nobody here watches: an example of "some other game".
+    cfg = _config(standin, tmp_path, watch=(LOL, CHAT), other_games=4)
+    report = _build(cfg)
+    other = [c for c in report.categories if c.category == FORTNITE]
+    assert len(other) == 1 and other[0].clips_new == 2 and "gameplay" in other[0].note
+    assert [c.category for c in report.categories] == [LOL, CHAT, FORTNITE]  # no more games to take
+    data = load_dataset(cfg.data_path)
+    assert data.classes == [LOL, CHAT]
+    gameplay = [c for c in data.train if c.label == GAMEPLAY]
+    assert len(gameplay) == 2 and data.train_sources["other_game"] == 2
+    assert all(c.label != GAMEPLAY for c in data.test)
+    fortnite_channels = {c.channel for c in gameplay}
+    assert {_split_channels(cfg)[ch] for ch in fortnite_channels} == {"train"}
+
+
+def test_other_games_off_takes_only_the_watched_categories(standin, tmp_path):
+    cfg = _config(standin, tmp_path, watch=(LOL, CHAT), other_games=0)
+    report = _build(cfg)
+    assert [c.category for c in report.categories] == [LOL, CHAT]
+    assert all(c.label != GAMEPLAY for c in load_dataset(cfg.data_path).train)

@@ -68,7 +68,7 @@ def test_dataset_stats_counts_clips_frames_sources_and_bytes_per_category(tmp_pa
     assert lol["excluded_live_clips"] == 1 and lol["name"] == "League of Legends"
     assert fortnite == {"category": FORTNITE, "name": None, "clips": 1, "frames": 4, "bytes": fortnite["bytes"],
                         "sources": {"clips": 1, "live": 0, "reviewed": 0}, "test_clips": 0,
-                        "excluded_live_clips": 0}
+                        "excluded_live_clips": 0, "other_game": False}
     assert lol["bytes"] + fortnite["bytes"] == png("dataset/frames") + live_bytes == png("dataset") + png("live")
     assert stats["total"]["clips"] == 6 and stats["total"]["sources"] == {"clips": 3, "live": 2, "reviewed": 1}
 

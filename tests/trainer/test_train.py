@@ -13,6 +13,7 @@ from toydata import toy_frame
 from monitor.classify import build_model
 from monitor.errors import DatasetError, ModelError
 from monitor.model_registry import ModelRegistry
+from monitor.verdict import GAMEPLAY
 from trainer.augment import MAX_CUT, augment, random_erase, shallow_crop
 from trainer.clip import Clip
 from trainer.evaluate import evaluate_model
@@ -67,6 +68,26 @@ def test_training_learns_three_clearly_different_scenes_from_scratch(tmp_path):
     assert reloaded.temperature == pytest.approx(result.temperature)
     assert reloaded.card["thresholds"] == result.thresholds and result.thresholds["chosen_on"] == "validation"
     assert evaluate_model(reloaded, toy_clips(2, seed=2)).confusion() == [[2, 0, 0], [0, 2, 0], [0, 0, 2]]
+
+
+def test_clips_of_games_that_are_no_class_teach_the_model_to_name_none_of_the_known_games():
+    # Classes: two games ("0", "1") and chatting ("2"); scene 3 is a game of no class (GAMEPLAY).
+    rs = np.random.default_rng(5)
+    unknown = [Clip(f"g-{k}", GAMEPLAY, f"other{k}", [toy_frame(3, rs) for _ in range(6)]) for k in range(6)]
+    result = train_classifier(
+        toy_clips(6, seed=1) + unknown, toy_clips(2, seed=2), ["0", "1", "2"],
+        spec(segments=2, frames_per_segment=1, epochs=6, batch_size=2, learning_rate=3e-4, seed=0,
+             chatting="2", layout_probability=0.0),
+        log=lambda _: None,
+    )
+    assert result.config["gameplay_clips"] == 6
+    assert result.metrics["val_accuracy"] == 1.0  # the known classes are still told apart
+    clf = result.classifier()
+    fresh = np.random.default_rng(9)
+    for _ in range(3):
+        scores = clf.score([toy_frame(3, fresh) for _ in range(2)]).scores
+        assert scores["2"] < 0.2  # a game is on screen: not chatting
+        assert max(scores["0"], scores["1"]) < 0.75  # and neither known game is named
 
 
 def test_one_frame_per_segment_in_training_fits_more_clips_per_step():
