@@ -117,9 +117,10 @@ def cli(argv: list[str]) -> str:
     return out.getvalue()
 
 
-def build_clips(world: World, data_dir: Path, database: str) -> Path:
+def build_clips(world: World, data_dir: Path, database: str, dataset_options: dict | None = None) -> Path:
     """Build a world's clip dataset (resumes when already built); return its config."""
-    cfg = world.config(f"{world.name}-clips.toml", database=database, data_dir=data_dir)
+    cfg = world.config(f"{world.name}-clips.toml", database=database, data_dir=data_dir,
+                       dataset=dataset_options or {})
     cli(["db", "upgrade", "--config", str(cfg)])
     cli(["dataset", "build", "--config", str(cfg)])
     return cfg
@@ -231,13 +232,13 @@ def run_seed(seed: int, a: World, b: World, a_data: Path, b_clips: tuple[list[Cl
     }
 
 
-def train_options(pairs: Sequence[str]) -> dict:
-    """Parse KEY=VALUE pairs into [train] keys; values are read as JSON where they parse (numbers, bools)."""
+def options(pairs: Sequence[str], flag: str = "--train-option") -> dict:
+    """Parse KEY=VALUE pairs into config keys; values are read as JSON where they parse (numbers, bools)."""
     options = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            sys.exit(f"--train-option wants KEY=VALUE, got {pair!r}")
+            sys.exit(f"{flag} wants KEY=VALUE, got {pair!r}")
         try:
             options[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -291,6 +292,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-minutes", type=float, help="training time budget per seed (default: train.max_minutes)")
     parser.add_argument("--train-option", action="append", default=[], metavar="KEY=VALUE",
                         help="a [train] key for the training config, e.g. input_size=160 (repeatable)")
+    parser.add_argument("--dataset-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a [dataset] key for world A's build, e.g. other_games=0 (repeatable; use a "
+                             "workdir of its own: a build resumes what the workdir holds)")
     parser.add_argument("--json", type=Path, help="write every figure here")
     parser.add_argument("--dataset-only", action="store_true", help="build both worlds' datasets and stop")
     args = parser.parse_args(argv)
@@ -304,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         a = World("A", sim_a.scenario, sim_a, work / "A")
         b = World("B", sim_b.scenario, sim_b, work / "B")
         a_data, b_data = a.root / "data", b.root / "clipdata"
-        build_clips(a, a_data, "a.db")
+        build_clips(a, a_data, "a.db", options(args.dataset_option, "--dataset-option"))
         build_clips(b, b_data, "b-clips.db")
         classes = load_dataset(a_data).classes
         b_clips = truth_clips(b, b_data, classes)
@@ -316,14 +320,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = []
         for seed in seeds:
             rows.append(run_seed(seed, a, b, a_data, b_clips, args.epochs, args.max_minutes,
-                                 train_options(args.train_option)))
+                                 options(args.train_option)))
             print(json.dumps({k: v for k, v in rows[-1].items() if k != "cycles"}), flush=True)
     summary = summarise(rows)
     print(f"trained on {train_name}, judged on {test_name}, epochs {args.epochs or 'default'}")
     print(table(rows, summary))
     if args.json:
         args.json.write_text(json.dumps({"train": train_name, "test": test_name, "epochs": args.epochs,
-                                         "train_options": train_options(args.train_option),
+                                         "train_options": options(args.train_option),
+                                         "dataset_options": options(args.dataset_option, "--dataset-option"),
                                          "rows": rows, "summary": summary}, indent=1) + "\n")
     return 0
 
