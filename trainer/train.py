@@ -55,10 +55,11 @@ import contextlib
 import copy
 import dataclasses
 import math
+import os
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -234,6 +235,31 @@ def train_classifier(
     """
     _check_clips(train, [*classes, GAMEPLAY], "training", allow_empty=False)
     _check_clips(val, classes, "validation", allow_empty=True)
+    with training_threads():
+        return _train_classifier(train, val, classes, spec, log)
+
+
+@contextlib.contextmanager
+def training_threads() -> Iterator[int]:
+    """Give training every core this process may use (OMP_NUM_THREADS wins), then put the count back.
+
+    The count is process-wide: a `run` cycle sets 1, its check slots filling the cores
+    (monitor.cycle), and a training that follows in the same process (the demo, the benches'
+    in-process commands, a retrain after checks) would otherwise run on one core of two and
+    fit fewer epochs into train.max_minutes.
+    """
+    before = torch.get_num_threads()
+    wanted = os.environ.get("OMP_NUM_THREADS", "")
+    threads = int(wanted) if wanted.isdigit() and int(wanted) > 0 else len(os.sched_getaffinity(0))
+    torch.set_num_threads(threads)
+    try:
+        yield threads
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train_classifier(train: list[Clip], val: list[Clip], classes: list[str], spec: TrainingSpec,
+                      log: Callable[[str], None]) -> TrainResult:
     started = time.monotonic()
     composer = StreamComposer(train, spec.chatting, probability=spec.layout_probability)
     # Validation also judges unseen layouts: each validation clip once as stored, once laid out anew

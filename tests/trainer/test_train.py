@@ -119,6 +119,30 @@ def test_time_budget_stops_training_but_returns_a_model():
     assert isinstance(result.model, nn.Module) and not result.model.training
 
 
+def test_training_after_a_run_cycle_uses_every_core_and_leaves_the_cycles_count(monkeypatch):
+    # A `run` cycle sets one torch thread per check slot; a training later in that process (the
+    # demo, the benches, a retrain) ran on that one thread, fitting fewer epochs into the budget.
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2})
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        lines: list[str] = []
+        train_classifier(toy_clips(1, seed=3, frames=2), [], ["0", "1", "2"],
+                         spec(segments=1, frames_per_segment=1, epochs=1, batch_size=1, learning_rate=3e-4, seed=0),
+                         log=lines.append)
+        assert any(" 3 threads" in line for line in lines)
+        assert torch.get_num_threads() == 1
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")  # an operator's (or torchrun's) choice wins
+        lines.clear()
+        train_classifier(toy_clips(1, seed=3, frames=2), [], ["0", "1", "2"],
+                         spec(segments=1, frames_per_segment=1, epochs=1, batch_size=1, learning_rate=3e-4, seed=0),
+                         log=lines.append)
+        assert any(" 2 threads" in line for line in lines)
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_a_budget_that_cannot_hold_every_epoch_plans_fewer_and_decays_the_rate_to_zero_by_the_last():
     plan = EpochPlan(epochs=10, steps_per_epoch=5)
     optimizer = torch.optim.AdamW(nn.Linear(2, 2).parameters(), lr=1.0)
