@@ -234,16 +234,16 @@ def run_seed(seed: int, a: World, b: World, a_data: Path, b_clips: tuple[list[Cl
 
 def options(pairs: Sequence[str], flag: str = "--train-option") -> dict:
     """Parse KEY=VALUE pairs into config keys; values are read as JSON where they parse (numbers, bools)."""
-    options = {}
+    parsed = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             sys.exit(f"{flag} wants KEY=VALUE, got {pair!r}")
         try:
-            options[key] = json.loads(value)
+            parsed[key] = json.loads(value)
         except json.JSONDecodeError:
-            options[key] = value
-    return options
+            parsed[key] = value
+    return parsed
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -301,6 +301,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     train_name, test_name = SPLITS[args.split]
     train_name, test_name = args.train_scenario or train_name, args.test_scenario or test_name
     seeds = [int(s) for s in args.seeds.split(",")]
+    train_keys = options(args.train_option)
+    dataset_keys = options(args.dataset_option, "--dataset-option")
     work = Path(args.workdir)
     (work / "A").mkdir(parents=True, exist_ok=True)
     (work / "B").mkdir(parents=True, exist_ok=True)
@@ -308,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         a = World("A", sim_a.scenario, sim_a, work / "A")
         b = World("B", sim_b.scenario, sim_b, work / "B")
         a_data, b_data = a.root / "data", b.root / "clipdata"
-        build_clips(a, a_data, "a.db", options(args.dataset_option, "--dataset-option"))
+        build_clips(a, a_data, "a.db", dataset_keys)
         build_clips(b, b_data, "b-clips.db")
         classes = load_dataset(a_data).classes
         b_clips = truth_clips(b, b_data, classes)
@@ -320,15 +322,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = []
         for seed in seeds:
             rows.append(run_seed(seed, a, b, a_data, b_clips, args.epochs, args.max_minutes,
-                                 options(args.train_option)))
+                                 train_keys))
             print(json.dumps({k: v for k, v in rows[-1].items() if k != "cycles"}), flush=True)
     summary = summarise(rows)
     print(f"trained on {train_name}, judged on {test_name}, epochs {args.epochs or 'default'}")
     print(table(rows, summary))
     if args.json:
         args.json.write_text(json.dumps({"train": train_name, "test": test_name, "epochs": args.epochs,
-                                         "train_options": options(args.train_option),
-                                         "dataset_options": options(args.dataset_option, "--dataset-option"),
+                                         "train_options": train_keys, "dataset_options": dataset_keys,
                                          "rows": rows, "summary": summary}, indent=1) + "\n")
     return 0
 
